@@ -1,0 +1,91 @@
+//! A whole frame: header plus message. Encoding writes into a caller-owned buffer; decoding
+//! borrows from the input.
+
+use super::{EncodeError, Flags, HEADER_LEN, Header, Limits, Message, Version, WireError};
+
+/// One frame on the wire.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Frame<'a> {
+    /// The sender's protocol version ([`Version::CURRENT`] for frames built here).
+    pub version: Version,
+    /// Frame flags (padding is set by [`Frame::encode_padded`]).
+    pub flags: Flags,
+    /// The message.
+    pub message: Message<'a>,
+}
+
+impl<'a> Frame<'a> {
+    /// A frame of the current version with no flags.
+    pub fn new(message: Message<'a>) -> Self {
+        Frame {
+            version: Version::CURRENT,
+            flags: Flags::NONE,
+            message,
+        }
+    }
+
+    /// Encodes the frame into `out`, returning its length.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        self.encode_with(out, self.flags)
+    }
+
+    /// Encodes the frame and pads it with zeros to exactly `total_len` bytes (if it is shorter),
+    /// setting the `PADDED` flag when padding was added. Returns the length written.
+    pub fn encode_padded(&self, out: &mut [u8], total_len: usize) -> Result<usize, EncodeError> {
+        let n = self.encode_with(out, self.flags.with(Flags::PADDED))?;
+        if n >= total_len {
+            // Nothing to pad: rewrite the flags as they were asked for.
+            out[2] = self.flags.bits();
+            return Ok(n);
+        }
+        let pad = out
+            .get_mut(n..total_len)
+            .ok_or(EncodeError::BufferTooSmall)?;
+        pad.fill(0);
+        Ok(total_len)
+    }
+
+    fn encode_with(&self, out: &mut [u8], flags: Flags) -> Result<usize, EncodeError> {
+        let body_out = out
+            .get_mut(HEADER_LEN..)
+            .ok_or(EncodeError::BufferTooSmall)?;
+        let body_len = self
+            .message
+            .encode_body(body_out)
+            .map_err(|_| EncodeError::BufferTooSmall)?;
+        let body_len16 =
+            u16::try_from(body_len).map_err(|_| EncodeError::BodyTooLarge(body_len))?;
+        let header = Header {
+            version: self.version,
+            kind: self.message.kind(),
+            flags,
+            body_len: body_len16,
+        };
+        let head: &mut [u8; HEADER_LEN] =
+            out.first_chunk_mut().ok_or(EncodeError::BufferTooSmall)?;
+        header.write(head);
+        Ok(HEADER_LEN + body_len)
+    }
+
+    /// Decodes and structurally validates a frame.
+    ///
+    /// The size check against [`Limits::max_frame_size`] comes first, before any byte is read.
+    /// Time-dependent checks are separate: see [`Message::validate_at`].
+    pub fn decode(bytes: &'a [u8], limits: &Limits) -> Result<Self, WireError> {
+        if bytes.len() > limits.max_frame_size {
+            return Err(WireError::FrameTooLarge {
+                len: bytes.len(),
+                max: limits.max_frame_size,
+            });
+        }
+        let header = Header::read(bytes)?;
+        let body = &bytes[HEADER_LEN..HEADER_LEN + usize::from(header.body_len)];
+        let message = Message::decode_body(header.kind, body)?;
+        message.validate(limits)?;
+        Ok(Frame {
+            version: header.version,
+            flags: header.flags,
+            message,
+        })
+    }
+}

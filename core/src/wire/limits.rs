@@ -1,0 +1,40 @@
+//! Local limits applied to every received frame. They are configuration, not protocol: each node
+//! chooses its own, and a sender's values (TTL, hop limit) are capped by them.
+
+use core::time::Duration;
+
+/// Limits for decoding and validating frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame accepted, header and padding included. Checked before any decoding.
+    /// Default 65,536 (a WebRTC data-channel message).
+    pub max_frame_size: usize,
+    /// How far a timestamp may lie in the future of `now`. Default 30 s.
+    pub max_clock_skew: Duration,
+    /// Local cap on a sender-chosen time to live. Default 10 minutes.
+    pub max_ttl: Duration,
+    /// Local cap on a sender-chosen hop limit. Default 16.
+    pub max_hop_limit: u8,
+    /// Largest text field (error details, goodbye reasons). Default 256 bytes.
+    pub max_text_len: usize,
+    /// Largest WebRTC signaling blob. Default 16 KiB.
+    pub max_signal_len: usize,
+}
+
+impl Limits {
+    /// The defaults documented on each field.
+    pub const DEFAULT: Limits = Limits {
+        max_frame_size: 64 * 1024,
+        max_clock_skew: Duration::from_secs(30),
+        max_ttl: Duration::from_secs(600),
+        max_hop_limit: 16,
+        max_text_len: 256,
+        max_signal_len: 16 * 1024,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}

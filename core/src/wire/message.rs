@@ -1,0 +1,372 @@
+//! The bodies of each message type and the [`Message`] enum that ties a body to its type.
+//!
+//! Routed messages (whisper, broadcast, resonance, extensions) share a [`Route`]: a random message
+//! id for de-duplication (there are no `seenBy` path lists), the origin's timestamp, a time to
+//! live, and the hop count and hop limit. Byte strings and text borrow from the received frame.
+
+use core::{fmt, time::Duration};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
+use super::{Limits, MessageType, WireError, bytes};
+use crate::{
+    NodeId, NodeKey, Timestamp,
+    derive::{ResonanceKey, WhisperTag},
+};
+
+/// A random 16-byte message id; de-duplication is by id.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MessageId(pub [u8; 16]);
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MessageId(")?;
+        crate::hex::write_hex(f, &self.0[..6])?;
+        f.write_str("…)")
+    }
+}
+
+/// An ECDSA P-256 signature in fixed-size `r || s` form.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Signature(")?;
+        crate::hex::write_hex(f, &self.0[..6])?;
+        f.write_str("…)")
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let b = <&'de [u8]>::deserialize(d)?;
+        let arr = <[u8; 64]>::try_from(b).map_err(|_| de::Error::invalid_length(b.len(), &"64"))?;
+        Ok(Signature(arr))
+    }
+}
+
+/// Routing fields shared by every message that may travel more than one hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// Random id; de-duplication key.
+    pub id: MessageId,
+    /// When the origin created the message, in ms since the Unix epoch.
+    pub timestamp: u64,
+    /// Time to live from `timestamp`, in ms.
+    pub ttl_ms: u32,
+    /// Hops travelled so far; a direct neighbour of the origin receives it with 1.
+    pub hops: u8,
+    /// The origin's hop limit.
+    pub hop_limit: u8,
+}
+
+impl Route {
+    /// The hop limit after the local cap.
+    pub fn effective_hop_limit(&self, limits: &Limits) -> u8 {
+        self.hop_limit.min(limits.max_hop_limit)
+    }
+
+    /// When the message expires, after the local TTL cap.
+    pub fn expires_at(&self, limits: &Limits) -> Timestamp {
+        let ttl = Duration::from_millis(u64::from(self.ttl_ms)).min(limits.max_ttl);
+        Timestamp::from_millis(self.timestamp).saturating_add(ttl)
+    }
+
+    fn check_hops(&self, limits: &Limits) -> Result<(), WireError> {
+        let limit = self.effective_hop_limit(limits);
+        if self.hops > limit {
+            return Err(WireError::HopLimitExceeded {
+                hops: self.hops,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_time(&self, now: Timestamp, limits: &Limits) -> Result<(), WireError> {
+        let sent = Timestamp::from_millis(self.timestamp);
+        if sent > now.saturating_add(limits.max_clock_skew) {
+            return Err(WireError::FromTheFuture {
+                ahead_ms: sent.saturating_duration_since(now).as_millis() as u64,
+            });
+        }
+        let expires = self.expires_at(limits);
+        if now > expires {
+            return Err(WireError::Expired {
+                expired_ms: now.saturating_duration_since(expires).as_millis() as u64,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// HELLO: opens a session once the handshake is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Capability bits the sender supports.
+    pub capabilities: u64,
+    /// Largest frame the sender accepts.
+    pub max_frame_size: u32,
+}
+
+/// GOODBYE: graceful session close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Goodbye<'a> {
+    /// A machine-readable reason code.
+    pub code: u16,
+    /// A short human-readable reason.
+    pub reason: &'a str,
+}
+
+/// ERROR: tells the peer that something it sent was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorMsg<'a> {
+    /// A machine-readable error code.
+    pub code: u16,
+    /// The message the error is about, if any.
+    pub about: Option<MessageId>,
+    /// A short human-readable detail.
+    pub detail: &'a str,
+}
+
+/// PING: heartbeat request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    /// Ping id, echoed in the PONG.
+    pub id: u64,
+    /// Sender's time when sent (ms), echoed in the PONG.
+    pub sent_at: u64,
+}
+
+/// PONG: heartbeat answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong {
+    /// The PING's id.
+    pub id: u64,
+    /// The PING's `sent_at`.
+    pub sent_at: u64,
+}
+
+/// WHISPER: a private message to one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Whisper<'a> {
+    /// Routing fields.
+    pub route: Route,
+    /// The recipient.
+    pub target: NodeKey,
+    /// Message category, when the whisper travels inside a link session (sealed whispers carry
+    /// it inside their ciphertext instead).
+    pub tag: Option<WhisperTag>,
+    /// The content (ciphertext when sealed end to end).
+    #[serde(serialize_with = "bytes::serialize")]
+    pub payload: &'a [u8],
+}
+
+/// BROADCAST: gossip to every node, signed by its origin or anonymous.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Broadcast<'a> {
+    /// Routing fields.
+    pub route: Route,
+    /// The origin, absent for anonymous broadcasts.
+    pub origin: Option<NodeId>,
+    /// The content.
+    #[serde(serialize_with = "bytes::serialize")]
+    pub payload: &'a [u8],
+    /// The origin's signature, present exactly when `origin` is.
+    pub signature: Option<Signature>,
+}
+
+/// RESONANCE: a message to the nodes attuned to an intent.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resonance<'a> {
+    /// Routing fields.
+    pub route: Route,
+    /// The intent's public key.
+    pub key: ResonanceKey,
+    /// How strongly the sender resonates, in `[0, 1]`.
+    pub strength: f32,
+    /// The content, encrypted under the intent's content key.
+    #[serde(serialize_with = "bytes::serialize")]
+    pub payload: &'a [u8],
+}
+
+/// SIGNAL: an opaque WebRTC signaling blob between two nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal<'a> {
+    /// The recipient.
+    pub target: NodeKey,
+    /// The sender.
+    pub origin: NodeId,
+    /// The blob (end-to-end encrypted by the engine).
+    #[serde(serialize_with = "bytes::serialize")]
+    pub payload: &'a [u8],
+}
+
+/// The body of every extension message (FILE_SYNC, MINING_SIGNAL, DREAMSPACE, custom).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension<'a> {
+    /// Routing fields.
+    pub route: Route,
+    /// The recipient, or `None` for every node.
+    pub target: Option<NodeKey>,
+    /// The extension's own bytes.
+    #[serde(serialize_with = "bytes::serialize")]
+    pub payload: &'a [u8],
+}
+
+/// A message of any type, borrowing its byte strings from the frame it was decoded from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[allow(missing_docs)] // each variant is named for its type
+pub enum Message<'a> {
+    Hello(Hello),
+    Goodbye(Goodbye<'a>),
+    Error(ErrorMsg<'a>),
+    Ping(Ping),
+    Pong(Pong),
+    Whisper(Whisper<'a>),
+    Broadcast(Broadcast<'a>),
+    Resonance(Resonance<'a>),
+    Signal(Signal<'a>),
+    FileSync(Extension<'a>),
+    MiningSignal(Extension<'a>),
+    Dreamspace(Extension<'a>),
+    /// A custom extension message; the code must be in `0x80..=0xff`.
+    Custom(u8, Extension<'a>),
+}
+
+impl<'a> Message<'a> {
+    /// The message's type.
+    pub fn kind(&self) -> MessageType {
+        match self {
+            Message::Hello(_) => MessageType::Hello,
+            Message::Goodbye(_) => MessageType::Goodbye,
+            Message::Error(_) => MessageType::Error,
+            Message::Ping(_) => MessageType::Ping,
+            Message::Pong(_) => MessageType::Pong,
+            Message::Whisper(_) => MessageType::Whisper,
+            Message::Broadcast(_) => MessageType::Broadcast,
+            Message::Resonance(_) => MessageType::Resonance,
+            Message::Signal(_) => MessageType::Signal,
+            Message::FileSync(_) => MessageType::FileSync,
+            Message::MiningSignal(_) => MessageType::MiningSignal,
+            Message::Dreamspace(_) => MessageType::Dreamspace,
+            Message::Custom(code, _) => MessageType::Custom(*code),
+        }
+    }
+
+    /// The routing fields, for message types that have them.
+    pub fn route(&self) -> Option<&Route> {
+        match self {
+            Message::Whisper(m) => Some(&m.route),
+            Message::Broadcast(m) => Some(&m.route),
+            Message::Resonance(m) => Some(&m.route),
+            Message::FileSync(m)
+            | Message::MiningSignal(m)
+            | Message::Dreamspace(m)
+            | Message::Custom(_, m) => Some(&m.route),
+            _ => None,
+        }
+    }
+
+    /// Serializes the body into `out`, returning the bytes written.
+    pub(crate) fn encode_body(&self, out: &mut [u8]) -> Result<usize, postcard::Error> {
+        fn put<T: Serialize>(v: &T, out: &mut [u8]) -> Result<usize, postcard::Error> {
+            postcard::to_slice(v, out).map(|b| b.len())
+        }
+        match self {
+            Message::Hello(m) => put(m, out),
+            Message::Goodbye(m) => put(m, out),
+            Message::Error(m) => put(m, out),
+            Message::Ping(m) => put(m, out),
+            Message::Pong(m) => put(m, out),
+            Message::Whisper(m) => put(m, out),
+            Message::Broadcast(m) => put(m, out),
+            Message::Resonance(m) => put(m, out),
+            Message::Signal(m) => put(m, out),
+            Message::FileSync(m)
+            | Message::MiningSignal(m)
+            | Message::Dreamspace(m)
+            | Message::Custom(_, m) => put(m, out),
+        }
+    }
+
+    /// Decodes a body of type `kind` that must fill `body` exactly.
+    pub(crate) fn decode_body(kind: MessageType, body: &'a [u8]) -> Result<Self, WireError> {
+        fn take<'a, T: Deserialize<'a>>(kind: MessageType, body: &'a [u8]) -> Result<T, WireError> {
+            let (v, rest) =
+                postcard::take_from_bytes::<T>(body).map_err(|_| WireError::Malformed(kind))?;
+            if !rest.is_empty() {
+                return Err(WireError::TrailingBytes(rest.len()));
+            }
+            Ok(v)
+        }
+        Ok(match kind {
+            MessageType::Hello => Message::Hello(take(kind, body)?),
+            MessageType::Goodbye => Message::Goodbye(take(kind, body)?),
+            MessageType::Error => Message::Error(take(kind, body)?),
+            MessageType::Ping => Message::Ping(take(kind, body)?),
+            MessageType::Pong => Message::Pong(take(kind, body)?),
+            MessageType::Whisper => Message::Whisper(take(kind, body)?),
+            MessageType::Broadcast => Message::Broadcast(take(kind, body)?),
+            MessageType::Resonance => Message::Resonance(take(kind, body)?),
+            MessageType::Signal => Message::Signal(take(kind, body)?),
+            MessageType::FileSync => Message::FileSync(take(kind, body)?),
+            MessageType::MiningSignal => Message::MiningSignal(take(kind, body)?),
+            MessageType::Dreamspace => Message::Dreamspace(take(kind, body)?),
+            MessageType::Custom(code) => Message::Custom(code, take(kind, body)?),
+        })
+    }
+
+    /// Structural rules that need no clock: hop count within the limit, strength in range,
+    /// field sizes, and broadcast origin and signature present together.
+    pub fn validate(&self, limits: &Limits) -> Result<(), WireError> {
+        fn text(field: &'static str, s: &str, limits: &Limits) -> Result<(), WireError> {
+            if s.len() > limits.max_text_len {
+                return Err(WireError::FieldTooLarge {
+                    field,
+                    len: s.len(),
+                    max: limits.max_text_len,
+                });
+            }
+            Ok(())
+        }
+        if let Some(route) = self.route() {
+            route.check_hops(limits)?;
+        }
+        match self {
+            Message::Goodbye(m) => text("reason", m.reason, limits),
+            Message::Error(m) => text("detail", m.detail, limits),
+            Message::Broadcast(m) if m.origin.is_some() != m.signature.is_some() => {
+                Err(WireError::AuthMismatch)
+            }
+            Message::Resonance(m) if !(0.0..=1.0).contains(&m.strength) => {
+                Err(WireError::StrengthOutOfRange)
+            }
+            Message::Signal(m) if m.payload.len() > limits.max_signal_len => {
+                Err(WireError::FieldTooLarge {
+                    field: "signal",
+                    len: m.payload.len(),
+                    max: limits.max_signal_len,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Rules that depend on the receiver's clock: not expired (TTL capped by
+    /// [`Limits::max_ttl`]) and not further ahead than [`Limits::max_clock_skew`].
+    /// Messages without a [`Route`] always pass.
+    pub fn validate_at(&self, now: Timestamp, limits: &Limits) -> Result<(), WireError> {
+        match self.route() {
+            Some(route) => route.check_time(now, limits),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! One sample message of every type with realistic field values (a node ID from a fixed seed, a
+//! current-looking timestamp, a 10-minute TTL). Shared by tests and benches.
+#![allow(dead_code)]
+
+use whispurr_core::{
+    NodeId, NodeKey,
+    derive::{ResonanceKey, WhisperTag},
+    wire::{
+        Broadcast, ErrorMsg, Extension, Goodbye, Hello, Message, MessageId, Ping, Pong, Resonance,
+        Route, Signal, Signature, Whisper,
+    },
+};
+
+/// A fixed "now" for samples: 2025-11-24, in ms.
+pub const NOW_MS: u64 = 1_764_000_000_000;
+
+/// A plausible node ID (not necessarily on the curve; the codec does not care).
+pub fn node_id() -> NodeId {
+    NodeId::from_parts(NodeKey([0x3c; 32]), NOW_MS / 1000 / 3600 * 3600)
+}
+
+/// A route as an origin would set it.
+pub fn route() -> Route {
+    Route {
+        id: MessageId([0x5a; 16]),
+        timestamp: NOW_MS,
+        ttl_ms: 600_000,
+        hops: 1,
+        hop_limit: 8,
+    }
+}
+
+fn ext(payload: &[u8]) -> Extension<'_> {
+    Extension {
+        route: route(),
+        target: Some(NodeKey([0x11; 32])),
+        payload,
+    }
+}
+
+/// `(name, message)` for every message type, with `payload` where the type has one.
+pub fn all(payload: &[u8]) -> Vec<(&'static str, Message<'_>)> {
+    vec![
+        (
+            "hello",
+            Message::Hello(Hello {
+                capabilities: 0b1011,
+                max_frame_size: 65_536,
+            }),
+        ),
+        (
+            "goodbye",
+            Message::Goodbye(Goodbye {
+                code: 1,
+                reason: "shutting down",
+            }),
+        ),
+        (
+            "error",
+            Message::Error(ErrorMsg {
+                code: 404,
+                about: Some(MessageId([7; 16])),
+                detail: "unknown target",
+            }),
+        ),
+        (
+            "ping",
+            Message::Ping(Ping {
+                id: 42,
+                sent_at: NOW_MS,
+            }),
+        ),
+        (
+            "pong",
+            Message::Pong(Pong {
+                id: 42,
+                sent_at: NOW_MS,
+            }),
+        ),
+        (
+            "whisper",
+            Message::Whisper(Whisper {
+                route: route(),
+                target: NodeKey([0x11; 32]),
+                tag: Some(WhisperTag::from_category("chat")),
+                payload,
+            }),
+        ),
+        (
+            "broadcast_anonymous",
+            Message::Broadcast(Broadcast {
+                route: route(),
+                origin: None,
+                payload,
+                signature: None,
+            }),
+        ),
+        (
+            "broadcast_signed",
+            Message::Broadcast(Broadcast {
+                route: route(),
+                origin: Some(node_id()),
+                payload,
+                signature: Some(Signature([0x77; 64])),
+            }),
+        ),
+        (
+            "resonance",
+            Message::Resonance(Resonance {
+                route: route(),
+                key: ResonanceKey::from_intent("chess"),
+                strength: 0.75,
+                payload,
+            }),
+        ),
+        (
+            "signal",
+            Message::Signal(Signal {
+                target: NodeKey([0x11; 32]),
+                origin: node_id(),
+                payload,
+            }),
+        ),
+        ("file_sync", Message::FileSync(ext(payload))),
+        ("mining_signal", Message::MiningSignal(ext(payload))),
+        ("dreamspace", Message::Dreamspace(ext(payload))),
+        ("custom", Message::Custom(0x80, ext(payload))),
+    ]
+}

@@ -1,0 +1,341 @@
+//! One test per validation error of the wire layer, plus the frame-size limit, truncation and
+//! padding rules.
+
+mod common;
+
+use std::time::Duration;
+
+use common::samples::{self, NOW_MS};
+use whispurr_core::{
+    Timestamp,
+    wire::{
+        Broadcast, EncodeError, Frame, Goodbye, HEADER_LEN, Limits, Message, MessageType, Ping,
+        Resonance, Signal, WireError,
+    },
+};
+
+const NOW: Timestamp = Timestamp::from_millis(NOW_MS);
+
+fn encode(message: Message<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; 70_000];
+    let n = Frame::new(message).encode(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn sample(name: &str, payload: &[u8]) -> Vec<u8> {
+    let (_, m) = samples::all(payload)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .unwrap();
+    encode(m)
+}
+
+#[test]
+fn oversized_frame_is_rejected_before_decoding() {
+    let limits = Limits {
+        max_frame_size: 300,
+        ..Limits::default()
+    };
+    let frame = sample("whisper", &[0u8; 400]);
+    assert!(frame.len() > 300);
+    assert_eq!(
+        Frame::decode(&frame, &limits),
+        Err(WireError::FrameTooLarge {
+            len: frame.len(),
+            max: 300
+        })
+    );
+    // Even garbage that would fail every other check reports the size first.
+    let garbage = vec![0xffu8; 301];
+    assert!(matches!(
+        Frame::decode(&garbage, &limits),
+        Err(WireError::FrameTooLarge { .. })
+    ));
+    // At exactly the limit it decodes.
+    let limits = Limits {
+        max_frame_size: frame.len(),
+        ..Limits::default()
+    };
+    assert!(Frame::decode(&frame, &limits).is_ok());
+}
+
+#[test]
+fn truncated_header_and_body() {
+    assert_eq!(
+        Frame::decode(&[0x10, 0x04], &Limits::default()),
+        Err(WireError::Truncated { needed: 5, len: 2 })
+    );
+    let frame = sample("ping", &[]);
+    let short = &frame[..frame.len() - 1];
+    assert_eq!(
+        Frame::decode(short, &Limits::default()),
+        Err(WireError::Truncated {
+            needed: frame.len(),
+            len: frame.len() - 1
+        })
+    );
+}
+
+#[test]
+fn unknown_type() {
+    let mut frame = sample("ping", &[]);
+    frame[1] = 0x30;
+    assert_eq!(
+        Frame::decode(&frame, &Limits::default()),
+        Err(WireError::UnknownType(0x30))
+    );
+}
+
+#[test]
+fn bad_version_and_newer_minor() {
+    let mut frame = sample("ping", &[]);
+    frame[0] = 0x21;
+    assert_eq!(
+        Frame::decode(&frame, &Limits::default()),
+        Err(WireError::BadVersion { major: 2, minor: 1 })
+    );
+    frame[0] = 0x00;
+    assert_eq!(
+        Frame::decode(&frame, &Limits::default()),
+        Err(WireError::BadVersion { major: 0, minor: 0 })
+    );
+    frame[0] = 0x1f;
+    let f = Frame::decode(&frame, &Limits::default()).unwrap();
+    assert_eq!((f.version.major(), f.version.minor()), (1, 15));
+}
+
+#[test]
+fn trailing_bytes_without_padding_flag() {
+    let mut frame = sample("ping", &[]);
+    frame.push(0);
+    assert_eq!(
+        Frame::decode(&frame, &Limits::default()),
+        Err(WireError::TrailingBytes(1))
+    );
+    // A body length that leaves unread bytes inside the body is also trailing.
+    let mut frame = sample("ping", &[]);
+    frame.push(0);
+    frame[4] += 1;
+    assert_eq!(
+        Frame::decode(&frame, &Limits::default()),
+        Err(WireError::TrailingBytes(1))
+    );
+}
+
+#[test]
+fn malformed_body() {
+    // A PING body that ends inside a varint.
+    let frame = [0x10, MessageType::Ping.code(), 0, 0, 1, 0x80];
+    assert_eq!(
+        Frame::decode(&frame, &Limits::default()),
+        Err(WireError::Malformed(MessageType::Ping))
+    );
+    // A GOODBYE reason that is not UTF-8.
+    let mut frame = encode(Message::Goodbye(Goodbye {
+        code: 1,
+        reason: "ab",
+    }));
+    let last = frame.len() - 1;
+    frame[last] = 0xff;
+    assert_eq!(
+        Frame::decode(&frame, &Limits::default()),
+        Err(WireError::Malformed(MessageType::Goodbye))
+    );
+}
+
+#[test]
+fn expired_ttl() {
+    let frame = sample("broadcast_anonymous", &[1, 2, 3]);
+    let limits = Limits::default();
+    let f = Frame::decode(&frame, &limits).unwrap();
+    // The sample's TTL is 10 minutes.
+    assert_eq!(f.message.validate_at(NOW, &limits), Ok(()));
+    let edge = NOW.saturating_add(Duration::from_secs(600));
+    assert_eq!(f.message.validate_at(edge, &limits), Ok(()));
+    let later = edge.saturating_add(Duration::from_millis(1));
+    assert_eq!(
+        f.message.validate_at(later, &limits),
+        Err(WireError::Expired { expired_ms: 1 })
+    );
+    // The local cap shortens a sender-chosen TTL.
+    let capped = Limits {
+        max_ttl: Duration::from_secs(60),
+        ..limits
+    };
+    assert_eq!(
+        f.message
+            .validate_at(NOW.saturating_add(Duration::from_secs(61)), &capped),
+        Err(WireError::Expired { expired_ms: 1000 })
+    );
+}
+
+#[test]
+fn timestamp_too_far_in_the_future() {
+    let frame = sample("whisper", &[1, 2, 3]);
+    let limits = Limits::default();
+    let f = Frame::decode(&frame, &limits).unwrap();
+    let early = NOW.saturating_sub(Duration::from_secs(30));
+    assert_eq!(f.message.validate_at(early, &limits), Ok(()), "inside skew");
+    let too_early = NOW.saturating_sub(Duration::from_secs(31));
+    assert_eq!(
+        f.message.validate_at(too_early, &limits),
+        Err(WireError::FromTheFuture { ahead_ms: 31_000 })
+    );
+}
+
+#[test]
+fn hop_count_above_limit_and_local_cap() {
+    let payload = [0u8; 8];
+    let mut route = samples::route();
+    route.hops = 9;
+    route.hop_limit = 8;
+    let frame = encode(Message::Broadcast(Broadcast {
+        route,
+        origin: None,
+        payload: &payload,
+        signature: None,
+    }));
+    assert_eq!(
+        Frame::decode(&frame, &Limits::default()),
+        Err(WireError::HopLimitExceeded { hops: 9, limit: 8 })
+    );
+    route.hops = 5;
+    route.hop_limit = 200;
+    let frame = encode(Message::Broadcast(Broadcast {
+        route,
+        origin: None,
+        payload: &payload,
+        signature: None,
+    }));
+    let limits = Limits {
+        max_hop_limit: 4,
+        ..Limits::default()
+    };
+    assert_eq!(
+        Frame::decode(&frame, &limits),
+        Err(WireError::HopLimitExceeded { hops: 5, limit: 4 })
+    );
+}
+
+#[test]
+fn strength_out_of_range() {
+    for strength in [-0.01f32, 1.01, f32::NAN, f32::INFINITY] {
+        let frame = encode(Message::Resonance(Resonance {
+            route: samples::route(),
+            key: whispurr_core::derive::ResonanceKey::from_intent("x"),
+            strength,
+            payload: &[],
+        }));
+        assert_eq!(
+            Frame::decode(&frame, &Limits::default()),
+            Err(WireError::StrengthOutOfRange),
+            "{strength}"
+        );
+    }
+    for strength in [0.0f32, 1.0] {
+        let frame = encode(Message::Resonance(Resonance {
+            route: samples::route(),
+            key: whispurr_core::derive::ResonanceKey::from_intent("x"),
+            strength,
+            payload: &[],
+        }));
+        assert!(Frame::decode(&frame, &Limits::default()).is_ok());
+    }
+}
+
+#[test]
+fn oversized_fields() {
+    let reason = "x".repeat(257);
+    let frame = encode(Message::Goodbye(Goodbye {
+        code: 1,
+        reason: &reason,
+    }));
+    assert_eq!(
+        Frame::decode(&frame, &Limits::default()),
+        Err(WireError::FieldTooLarge {
+            field: "reason",
+            len: 257,
+            max: 256
+        })
+    );
+    let blob = vec![0u8; 2000];
+    let frame = encode(Message::Signal(Signal {
+        target: whispurr_core::NodeKey([1; 32]),
+        origin: samples::node_id(),
+        payload: &blob,
+    }));
+    let limits = Limits {
+        max_signal_len: 1999,
+        ..Limits::default()
+    };
+    assert_eq!(
+        Frame::decode(&frame, &limits),
+        Err(WireError::FieldTooLarge {
+            field: "signal",
+            len: 2000,
+            max: 1999
+        })
+    );
+}
+
+#[test]
+fn broadcast_origin_and_signature_go_together() {
+    let frame = encode(Message::Broadcast(Broadcast {
+        route: samples::route(),
+        origin: Some(samples::node_id()),
+        payload: &[],
+        signature: None,
+    }));
+    assert_eq!(
+        Frame::decode(&frame, &Limits::default()),
+        Err(WireError::AuthMismatch)
+    );
+}
+
+#[test]
+fn encode_reports_small_buffers_and_huge_bodies() {
+    let ping = Frame::new(Message::Ping(Ping { id: 1, sent_at: 2 }));
+    assert_eq!(ping.encode(&mut [0u8; 3]), Err(EncodeError::BufferTooSmall));
+    assert_eq!(
+        ping.encode(&mut [0u8; HEADER_LEN + 1]),
+        Err(EncodeError::BufferTooSmall)
+    );
+    assert_eq!(
+        ping.encode_padded(&mut [0u8; 16], 17),
+        Err(EncodeError::BufferTooSmall)
+    );
+    let big = vec![0u8; 70_000];
+    let (_, m) = samples::all(&big)
+        .into_iter()
+        .find(|(n, _)| *n == "whisper")
+        .unwrap();
+    let mut buf = vec![0u8; 80_000];
+    assert!(matches!(
+        Frame::new(m).encode(&mut buf),
+        Err(EncodeError::BodyTooLarge(_))
+    ));
+}
+
+#[test]
+fn padding_is_ignored_and_flagged() {
+    let ping = Frame::new(Message::Ping(Ping { id: 1, sent_at: 2 }));
+    let mut buf = [0xeeu8; 64];
+    let n = ping.encode_padded(&mut buf, 64).unwrap();
+    assert_eq!(n, 64);
+    assert!(buf[HEADER_LEN + 2..].iter().all(|&b| b == 0));
+    let back = Frame::decode(&buf, &Limits::default()).unwrap();
+    assert_eq!(back.message, ping.message);
+    // Padding to a size the frame already exceeds writes the frame unpadded.
+    let n = ping.encode_padded(&mut buf, 1).unwrap();
+    assert_eq!(Frame::decode(&buf[..n], &Limits::default()).unwrap(), ping);
+}
+
+#[test]
+fn sample_sizes_are_compact() {
+    // Guards the documented overheads: header 5 bytes; an anonymous broadcast with a 256-byte
+    // payload costs at most 40 bytes on top of the payload.
+    let payload = [0u8; 256];
+    let anon = sample("broadcast_anonymous", &payload);
+    assert!(anon.len() <= 256 + 40, "{}", anon.len());
+}
