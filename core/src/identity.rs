@@ -12,16 +12,14 @@
 
 use core::{fmt, str::FromStr, time::Duration};
 
-use p256::{
-    NonZeroScalar, PublicKey, SecretKey,
-    elliptic_curve::{Generate, point::AffineCoordinates},
-};
+use p256::PublicKey;
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::{
     Timestamp,
+    crypto::KeyPair,
     hex::{lower_hex_value, write_hex},
     time::duration_millis,
 };
@@ -197,7 +195,7 @@ impl FromStr for NodeId {
 /// drop.
 #[derive(Clone)]
 pub struct Identity {
-    secret: SecretKey,
+    keys: KeyPair,
     id: NodeId,
 }
 
@@ -217,31 +215,21 @@ impl Identity {
     ) -> Self {
         let step = (duration_millis(granularity) / 1000).max(1);
         let created = now.as_secs() / step * step;
-        Self::from_scalar(NonZeroScalar::generate_from_rng(rng), created)
+        Self::from_key_pair(KeyPair::generate(rng), created)
     }
 
     /// Restores an identity from a 32-byte secret scalar (for applications that ask to persist
     /// one). The scalar is normalised to even y, so the result may differ from the input; store
     /// [`Identity::secret_bytes`] to get back the same identity.
     pub fn from_secret_bytes(secret: &[u8; 32], created_secs: u64) -> Result<Self, KeyError> {
-        let sk = SecretKey::from_slice(secret).map_err(|_| KeyError::InvalidScalar)?;
-        Ok(Self::from_scalar(sk.to_nonzero_scalar(), created_secs))
+        let keys = KeyPair::from_secret_bytes(secret).map_err(|_| KeyError::InvalidScalar)?;
+        Ok(Self::from_key_pair(keys, created_secs))
     }
 
-    fn from_scalar(scalar: NonZeroScalar, created_secs: u64) -> Self {
-        let public = PublicKey::from_secret_scalar(&scalar);
-        let (scalar, public) = if bool::from(public.as_affine().y_is_odd()) {
-            let neg = -scalar;
-            (neg, PublicKey::from_secret_scalar(&neg))
-        } else {
-            (scalar, public)
-        };
-        let mut x = [0u8; 32];
-        x.copy_from_slice(&public.as_affine().x());
-        Identity {
-            secret: SecretKey::from(scalar),
-            id: NodeId::from_parts(NodeKey(x), created_secs),
-        }
+    /// An identity from a key pair and a creation time.
+    pub fn from_key_pair(keys: KeyPair, created_secs: u64) -> Self {
+        let id = NodeId::from_parts(*keys.public(), created_secs);
+        Identity { keys, id }
     }
 
     /// This node's ID.
@@ -251,20 +239,17 @@ impl Identity {
 
     /// This node's public key.
     pub fn public_key(&self) -> PublicKey {
-        self.secret.public_key()
+        self.keys.public_key()
     }
 
     /// The secret scalar, for applications that persist their identity on purpose.
     pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
-        let mut out = Zeroizing::new([0u8; 32]);
-        out.copy_from_slice(&self.secret.to_bytes());
-        out
+        self.keys.secret_bytes()
     }
 
-    /// The secret key, for the crypto layer.
-    #[allow(dead_code)]
-    pub(crate) fn secret_key(&self) -> &SecretKey {
-        &self.secret
+    /// The key pair, for the crypto layer.
+    pub fn key_pair(&self) -> &KeyPair {
+        &self.keys
     }
 }
 
@@ -289,6 +274,7 @@ pub enum KeyError {
 mod tests {
     use alloc::string::ToString;
 
+    use p256::elliptic_curve::point::AffineCoordinates;
     use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
 
     use super::*;
