@@ -5,9 +5,16 @@
 //! The functions panic only when an invariant of whispurr itself is broken (for example a decoded
 //! frame that does not re-encode to an equivalent frame): that is what the fuzzer looks for.
 
+use sha2::{Digest, Sha256};
+
 use crate::{
-    Timestamp,
-    wire::{Frame, Limits},
+    Identity, Timestamp,
+    crypto::{
+        RustCrypto,
+        link::{LinkConfig, LinkHandshake, MAX_HANDSHAKE_LEN},
+        seal,
+    },
+    wire::{Frame, Limits, MessageId},
 };
 
 /// Decodes arbitrary bytes as a frame; every accepted frame must validate without panicking and
@@ -30,4 +37,112 @@ pub fn frame_decode(data: &[u8]) {
         again.message, frame.message,
         "round trip changed the message"
     );
+}
+
+/// A deterministic RNG for fuzzing and seed generation only: SHA-256 of a seed and a counter.
+/// Never use it for real keys.
+#[derive(Clone, Debug)]
+pub struct FuzzRng {
+    seed: u64,
+    counter: u64,
+}
+
+impl FuzzRng {
+    /// An RNG for `seed`.
+    pub fn new(seed: u64) -> Self {
+        FuzzRng { seed, counter: 0 }
+    }
+}
+
+impl rand_core::TryRng for FuzzRng {
+    type Error = core::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(32) {
+            let block = Sha256::new()
+                .chain_update(self.seed.to_le_bytes())
+                .chain_update(self.counter.to_le_bytes())
+                .finalize();
+            self.counter += 1;
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for FuzzRng {}
+
+/// The fixed identities of the handshake target: `(the fuzzed side, its usual peer)`.
+pub fn handshake_identities() -> (Identity, Identity) {
+    let now = Timestamp::from_secs(1_764_000_000);
+    (
+        Identity::generate(&mut FuzzRng::new(1), now),
+        Identity::generate(&mut FuzzRng::new(2), now),
+    )
+}
+
+/// Feeds hostile bytes to the link handshake and the sealed-whisper opener.
+///
+/// Layout: `[mode] [len: u8] [first message: len bytes] [rest]`. Mode bit 0 picks the role:
+/// 0 = responder (reads the first message as message 1, writes message 2, reads `rest` as
+/// message 3); 1 = initiator (writes message 1 with [`FuzzRng::new`]`(3)`, reads the first
+/// message as message 2, writes message 3, then opens `rest` as a transport record). Every path
+/// must end in an error or a session, never a panic. The whole input is also opened as a sealed
+/// whisper.
+pub fn handshake(data: &[u8]) {
+    let (me, _) = handshake_identities();
+    let mut out = [0u8; MAX_HANDSHAKE_LEN];
+    let mut plain = alloc::vec![0u8; data.len()];
+    let _ = seal::open(
+        &RustCrypto,
+        me.key_pair(),
+        &MessageId([0; 16]),
+        data,
+        &mut plain,
+    );
+    let [mode, len, rest @ ..] = data else {
+        return;
+    };
+    let split = usize::from(*len).min(rest.len());
+    let (first, rest) = rest.split_at(split);
+    let mut rng = FuzzRng::new(3);
+    let config = LinkConfig::default();
+    if mode & 1 == 0 {
+        let mut hs = LinkHandshake::responder(RustCrypto, &me, config, &mut rng);
+        if hs.read_message(first).is_err() || hs.write_message(&mut out).is_err() {
+            return;
+        }
+        if hs.read_message(rest).is_ok() {
+            assert!(
+                hs.is_finished(),
+                "three messages read or written must finish XX"
+            );
+            let _ = hs.finish().map(|(_, peer)| peer.node_id);
+        }
+    } else {
+        let mut hs = LinkHandshake::initiator(RustCrypto, &me, None, config, &mut rng);
+        if hs.write_message(&mut out).is_err() || hs.read_message(first).is_err() {
+            return;
+        }
+        if hs.write_message(&mut out).is_err() {
+            return;
+        }
+        let (mut session, _) = hs
+            .finish()
+            .expect("a handshake that read message 2 finishes");
+        let mut record = rest.to_vec();
+        let _ = session.open(&mut record);
+    }
 }

@@ -30,8 +30,7 @@ impl KeyPair {
 
     /// The key pair of a 32-byte secret scalar, normalised to even y (the secret may be negated).
     pub fn from_secret_bytes(secret: &[u8; 32]) -> Result<Self, CryptoError> {
-        let scalar: Option<NonZeroScalar> =
-            NonZeroScalar::from_repr((*secret).into()).into();
+        let scalar: Option<NonZeroScalar> = NonZeroScalar::from_repr((*secret).into()).into();
         scalar
             .map(Self::from_scalar)
             .ok_or(CryptoError::InvalidPublicKey)
@@ -102,7 +101,9 @@ pub struct VerifyingKey {
 impl VerifyingKey {
     /// Recovers the verifying key of `key`; fails if no curve point has that x-coordinate.
     pub fn from_node_key(key: &NodeKey) -> Result<Self, CryptoError> {
-        let point = key.public_key().map_err(|_| CryptoError::InvalidPublicKey)?;
+        let point = key
+            .public_key()
+            .map_err(|_| CryptoError::InvalidPublicKey)?;
         let encoded = point.as_affine().to_sec1_point(false);
         let mut sec1 = [0u8; 65];
         sec1.copy_from_slice(encoded.as_bytes());

@@ -28,10 +28,7 @@ use super::{
     CryptoError, CryptoProvider, TAG_LEN,
     noise::{CipherState, HandshakePattern, HandshakeState, P256},
 };
-use crate::{
-    Identity, NodeId, NodeKey,
-    wire::Version,
-};
+use crate::{Identity, NodeId, NodeKey, wire::Version};
 
 /// The prologue that binds every link handshake to this protocol.
 const PROLOGUE: &[u8] = b"whispurr/1 link";
@@ -179,7 +176,11 @@ impl<P: CryptoProvider> LinkHandshake<P> {
         let n = self.hs.read_message(message, &mut payload)?;
         if self.hs.remote_static().is_none() {
             // Message 1 carries only the ephemeral key, in the clear.
-            return if n == 0 { Ok(()) } else { Err(CryptoError::BadPayload) };
+            return if n == 0 {
+                Ok(())
+            } else {
+                Err(CryptoError::BadPayload)
+            };
         }
         let theirs: HandshakePayload =
             postcard::from_bytes(&payload[..n]).map_err(|_| CryptoError::BadPayload)?;
@@ -237,7 +238,7 @@ impl<P: CryptoProvider> Session<P> {
     /// (`len + 16`). `buf` must have room for it.
     pub fn seal(&mut self, buf: &mut [u8], len: usize) -> Result<usize, CryptoError> {
         let n = self.send.encrypt_with_ad(&[], buf, len)?;
-        if self.send.nonce() % self.rekey_interval == 0 {
+        if self.send.nonce().is_multiple_of(self.rekey_interval) {
             self.send.rekey();
         }
         Ok(n)
@@ -247,7 +248,7 @@ impl<P: CryptoProvider> Session<P> {
     /// plaintext is `buf[..n]`). Any failure means the link must be closed.
     pub fn open(&mut self, buf: &mut [u8]) -> Result<usize, CryptoError> {
         let n = self.recv.decrypt_with_ad(&[], buf)?;
-        if self.recv.nonce() % self.rekey_interval == 0 {
+        if self.recv.nonce().is_multiple_of(self.rekey_interval) {
             self.recv.rekey();
         }
         Ok(n)

@@ -54,7 +54,10 @@ pub fn open_resonance<P: CryptoProvider>(
     id: &MessageId,
     buf: &mut [u8],
 ) -> Result<usize, CryptoError> {
-    let len = buf.len().checked_sub(TAG_LEN).ok_or(CryptoError::Truncated)?;
+    let len = buf
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(CryptoError::Truncated)?;
     let (cipher, tag) = buf.split_at_mut(len);
     let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| CryptoError::Truncated)?;
     let (nonce, aad) = nonce_and_aad(key, id);

@@ -101,7 +101,10 @@ impl<P: CryptoProvider> CipherState<P> {
         if self.n == u64::MAX {
             return Err(CryptoError::NonceExhausted);
         }
-        let len = buf.len().checked_sub(TAG_LEN).ok_or(CryptoError::Truncated)?;
+        let len = buf
+            .len()
+            .checked_sub(TAG_LEN)
+            .ok_or(CryptoError::Truncated)?;
         let (cipher, tag) = buf.split_at_mut(len);
         let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| CryptoError::Truncated)?;
         self.provider
@@ -115,7 +118,9 @@ impl<P: CryptoProvider> CipherState<P> {
     pub fn rekey(&mut self) {
         if let Some(key) = &self.key {
             let mut k = zeroize::Zeroizing::new([0u8; 32]);
-            let _tag = self.provider.seal(key, &nonce_bytes(u64::MAX), &[], &mut k[..]);
+            let _tag = self
+                .provider
+                .seal(key, &nonce_bytes(u64::MAX), &[], &mut k[..]);
             self.key = Some(self.provider.aead_key(&k));
         }
     }

@@ -8,9 +8,7 @@ use core::fmt;
 
 use rand_core::CryptoRng;
 
-use super::{
-    CipherState, DHLEN, Dh, HandshakePattern, MAX_MESSAGE_LEN, SymmetricState, Token,
-};
+use super::{CipherState, DHLEN, Dh, HandshakePattern, MAX_MESSAGE_LEN, SymmetricState, Token};
 use crate::crypto::{CryptoError, CryptoProvider, TAG_LEN};
 
 /// Noise HandshakeState for the AESGCM cipher and SHA256 hash.
@@ -126,7 +124,7 @@ impl<D: Dh, P: CryptoProvider> HandshakeState<D, P> {
 
     /// Whether the next message is ours to write.
     pub fn is_my_turn(&self) -> bool {
-        !self.is_finished() && (self.index % 2 == 0) == self.initiator
+        !self.is_finished() && self.index.is_multiple_of(2) == self.initiator
     }
 
     /// How many handshake messages have been written or read.
@@ -158,10 +156,8 @@ impl<D: Dh, P: CryptoProvider> HandshakeState<D, P> {
             (Token::SS, _) => (self.s.as_ref(), self.rs.as_ref()),
             (Token::E | Token::S, _) => return Ok(()),
         };
-        let shared = zeroize::Zeroizing::new(
-            self.dh
-                .dh(mine.ok_or(missing)?, theirs.ok_or(missing)?)?,
-        );
+        let shared =
+            zeroize::Zeroizing::new(self.dh.dh(mine.ok_or(missing)?, theirs.ok_or(missing)?)?);
         self.sym.mix_key(&shared[..]);
         Ok(())
     }
@@ -281,5 +277,5 @@ fn sends(pattern: &HandshakePattern, initiator: bool, token: Token) -> bool {
         .messages
         .iter()
         .enumerate()
-        .any(|(i, m)| (i % 2 == 0) == initiator && m.contains(&token))
+        .any(|(i, m)| i.is_multiple_of(2) == initiator && m.contains(&token))
 }
