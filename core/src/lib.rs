@@ -11,6 +11,10 @@
 //! - [`identity`]: ephemeral P-256 node identities. A [`NodeId`] *is* the public key (its
 //!   x-coordinate, normalised to even y) plus a coarse creation time; text form
 //!   `<64 lowercase hex>:<timestamp hex>`.
+//! - [`crypto`]: the crypto provider seam (RustCrypto by default, `ring` with the `ring`
+//!   feature), the Noise state objects (checked against the cacophony vectors), the XX link
+//!   handshake bound to node IDs and its transport session, sealed whispers (Noise X), broadcast
+//!   signatures and resonance payload encryption.
 //! - [`derive`]: domain-separated derivations of resonance keys and whisper tags from strings.
 //! - [`wire`]: the versioned binary wire format: a 5-byte fixed header and postcard bodies,
 //!   borrowed decoding, a frame-size limit checked before any decoding, typed validation errors.

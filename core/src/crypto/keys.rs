@@ -37,13 +37,11 @@ impl KeyPair {
     }
 
     fn from_scalar(scalar: NonZeroScalar) -> Self {
-        let public = PublicKey::from_secret_scalar(&scalar);
-        let scalar = if bool::from(public.as_affine().y_is_odd()) {
-            -scalar
-        } else {
-            scalar
-        };
-        let signing = SigningKey::from(scalar);
+        // One scalar multiplication, and a second only for the half of keys with odd y.
+        let mut signing = SigningKey::from(scalar);
+        if bool::from(signing.verifying_key().as_affine().y_is_odd()) {
+            signing = SigningKey::from(-scalar);
+        }
         let mut x = [0u8; 32];
         x.copy_from_slice(&signing.verifying_key().as_affine().x());
         KeyPair {
