@@ -141,10 +141,10 @@ fn unexpected_peer_is_refused() {
     assert_eq!(ri.unwrap_err(), CryptoError::UnexpectedPeer);
 }
 
-#[test]
-fn claimed_node_id_must_match_static_key() {
-    // A responder that proves key B in the handshake but claims node ID C in its payload.
-    let (a, b, c) = (identity(1), identity(2), identity(3));
+/// A responder that proves `prover`'s key in the handshake but sends `claim` as its payload;
+/// returns what the honest initiator makes of it.
+fn lying_responder(prover: &Identity, claim: HandshakePayload) -> CryptoError {
+    let a = identity(1);
     let mut r = rng(5);
     let mut init = LinkHandshake::initiator(RustCrypto, &a, None, LinkConfig::default(), &mut r);
     let mut liar = HandshakeState::new(
@@ -153,7 +153,7 @@ fn claimed_node_id_must_match_static_key() {
         HandshakePattern::XX,
         false,
         b"whispurr/1 link",
-        Some(b.key_pair().clone()),
+        Some(prover.key_pair().clone()),
         None,
         &mut r,
     )
@@ -161,49 +161,37 @@ fn claimed_node_id_must_match_static_key() {
     let mut buf = [0u8; MAX_HANDSHAKE_LEN];
     let n = init.write_message(&mut buf).unwrap();
     liar.read_message(&buf[..n], &mut [0u8; 64]).unwrap();
+    let payload = postcard::to_allocvec(&claim).unwrap();
+    let n = liar.write_message(&payload, &mut buf).unwrap();
+    init.read_message(&buf[..n]).unwrap_err()
+}
+
+#[test]
+fn claimed_node_id_must_match_static_key() {
+    // Proves key B in the handshake but claims node ID C.
+    let (b, c) = (identity(2), identity(3));
     let claim = HandshakePayload {
         node_id: *c.node_id(),
         version: (1, 0),
         capabilities: 0,
     };
-    let payload = postcard::to_allocvec(&claim).unwrap();
-    let n = liar.write_message(&payload, &mut buf).unwrap();
-    assert_eq!(
-        init.read_message(&buf[..n]).unwrap_err(),
-        CryptoError::NodeIdMismatch
-    );
+    assert_eq!(lying_responder(&b, claim), CryptoError::NodeIdMismatch);
 }
 
 #[test]
 fn incompatible_version_is_refused() {
-    let (a, b) = (identity(1), identity(2));
-    let mut r = rng(6);
-    let mut init = LinkHandshake::initiator(RustCrypto, &a, None, LinkConfig::default(), &mut r);
-    let mut future = HandshakeState::new(
-        P256(RustCrypto),
-        RustCrypto,
-        HandshakePattern::XX,
-        false,
-        b"whispurr/1 link",
-        Some(b.key_pair().clone()),
-        None,
-        &mut r,
-    )
-    .unwrap();
-    let mut buf = [0u8; MAX_HANDSHAKE_LEN];
-    let n = init.write_message(&mut buf).unwrap();
-    future.read_message(&buf[..n], &mut [0u8; 64]).unwrap();
-    let claim = HandshakePayload {
-        node_id: *b.node_id(),
-        version: (2, 0),
-        capabilities: 0,
-    };
-    let payload = postcard::to_allocvec(&claim).unwrap();
-    let n = future.write_message(&payload, &mut buf).unwrap();
-    assert_eq!(
-        init.read_message(&buf[..n]).unwrap_err(),
-        CryptoError::IncompatibleVersion(2, 0)
-    );
+    let b = identity(2);
+    for (version, err) in [
+        ((2, 0), CryptoError::IncompatibleVersion(2, 0)),
+        ((17, 0), CryptoError::IncompatibleVersion(17, 0)),
+    ] {
+        let claim = HandshakePayload {
+            node_id: *b.node_id(),
+            version,
+            capabilities: 0,
+        };
+        assert_eq!(lying_responder(&b, claim), err);
+    }
 }
 
 #[test]

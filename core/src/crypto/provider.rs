@@ -53,3 +53,14 @@ pub trait CryptoProvider: Clone {
     /// Verifies an ECDSA P-256 / SHA-256 signature.
     fn verify(&self, key: &VerifyingKey, msg: &[u8], sig: &Signature) -> Result<(), CryptoError>;
 }
+
+/// Splits an AEAD message into ciphertext and its trailing tag.
+pub(crate) fn split_tag(buf: &mut [u8]) -> Result<(&mut [u8], &[u8; TAG_LEN]), CryptoError> {
+    let len = buf
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(CryptoError::Truncated)?;
+    let (cipher, tag) = buf.split_at_mut(len);
+    let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| CryptoError::Truncated)?;
+    Ok((cipher, tag))
+}

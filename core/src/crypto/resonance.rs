@@ -6,7 +6,7 @@
 //! message; a 96-bit random nonce is safe far beyond any message count a key will see). The
 //! associated data binds the resonance key and the whole id.
 
-use super::{CryptoError, CryptoProvider, TAG_LEN};
+use super::{CryptoError, CryptoProvider, TAG_LEN, provider::split_tag};
 use crate::{
     derive::{ResonanceContentKey, ResonanceKey},
     wire::MessageId,
@@ -54,12 +54,8 @@ pub fn open_resonance<P: CryptoProvider>(
     id: &MessageId,
     buf: &mut [u8],
 ) -> Result<usize, CryptoError> {
-    let len = buf
-        .len()
-        .checked_sub(TAG_LEN)
-        .ok_or(CryptoError::Truncated)?;
-    let (cipher, tag) = buf.split_at_mut(len);
-    let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| CryptoError::Truncated)?;
+    let (cipher, tag) = split_tag(buf)?;
+    let len = cipher.len();
     let (nonce, aad) = nonce_and_aad(key, id);
     let aead = provider.aead_key(content_key.as_bytes());
     provider.open(&aead, &nonce, &aad, cipher, tag)?;

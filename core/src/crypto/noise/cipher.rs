@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use super::super::{CryptoError, CryptoProvider, TAG_LEN};
+use super::super::{CryptoError, CryptoProvider, TAG_LEN, provider::split_tag};
 
 /// Noise CipherState over a provider's AES-256-GCM.
 #[derive(Clone)]
@@ -101,12 +101,8 @@ impl<P: CryptoProvider> CipherState<P> {
         if self.n == u64::MAX {
             return Err(CryptoError::NonceExhausted);
         }
-        let len = buf
-            .len()
-            .checked_sub(TAG_LEN)
-            .ok_or(CryptoError::Truncated)?;
-        let (cipher, tag) = buf.split_at_mut(len);
-        let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| CryptoError::Truncated)?;
+        let (cipher, tag) = split_tag(buf)?;
+        let len = cipher.len();
         self.provider
             .open(key, &nonce_bytes(self.n), ad, cipher, tag)?;
         self.n += 1;
