@@ -41,11 +41,24 @@ fn handshake<P: CryptoProvider, Q: CryptoProvider>(
     b: &Identity,
     expect: Option<whispurr_core::NodeKey>,
     config: LinkConfig,
+    tamper: impl FnMut(usize, &mut Vec<u8>),
+) -> Outcome<P, Q> {
+    handshake_with(pi, pr, a, b, expect, (config, config), tamper)
+}
+
+/// [`handshake`] with a separate link configuration for each side.
+fn handshake_with<P: CryptoProvider, Q: CryptoProvider>(
+    pi: P,
+    pr: Q,
+    a: &Identity,
+    b: &Identity,
+    expect: Option<whispurr_core::NodeKey>,
+    (ci, cr): (LinkConfig, LinkConfig),
     mut tamper: impl FnMut(usize, &mut Vec<u8>),
 ) -> Outcome<P, Q> {
     let mut r = rng(100);
-    let mut init = LinkHandshake::initiator(pi, a, expect, config, &mut r);
-    let mut resp = LinkHandshake::responder(pr, b, config, &mut r);
+    let mut init = LinkHandshake::initiator(pi, a, expect, ci, &mut r);
+    let mut resp = LinkHandshake::responder(pr, b, cr, &mut r);
     for i in 0..3 {
         let mut buf = vec![0u8; MAX_HANDSHAKE_LEN];
         let (writer_is_init, res) = if i % 2 == 0 {
@@ -291,17 +304,8 @@ fn sessions() -> (Session<RustCrypto>, Session<RustCrypto>) {
 
 fn sessions_with(ci: LinkConfig, cr: LinkConfig) -> (Session<RustCrypto>, Session<RustCrypto>) {
     let (a, b) = (identity(1), identity(2));
-    let mut r = rng(100);
-    let mut init = LinkHandshake::initiator(RustCrypto, &a, None, ci, &mut r);
-    let mut resp = LinkHandshake::responder(RustCrypto, &b, cr, &mut r);
-    let mut buf = [0u8; MAX_HANDSHAKE_LEN];
-    let n = init.write_message(&mut buf).unwrap();
-    resp.read_message(&buf[..n]).unwrap();
-    let n = resp.write_message(&mut buf).unwrap();
-    init.read_message(&buf[..n]).unwrap();
-    let n = init.write_message(&mut buf).unwrap();
-    resp.read_message(&buf[..n]).unwrap();
-    (init.finish().unwrap().0, resp.finish().unwrap().0)
+    let (ri, rr) = handshake_with(RustCrypto, RustCrypto, &a, &b, None, (ci, cr), |_, _| {});
+    (ri.unwrap().0, rr.unwrap().0)
 }
 
 fn sealed(s: &mut Session<RustCrypto>, text: &[u8]) -> Vec<u8> {
