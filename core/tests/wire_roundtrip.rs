@@ -8,8 +8,9 @@ use whispurr_core::{
     NodeId, NodeKey,
     derive::{ResonanceKey, WhisperTag},
     wire::{
-        Broadcast, ErrorMsg, Extension, Flags, Frame, Goodbye, Hello, Limits, Message, MessageId,
-        Ping, Pong, Resonance, Route, Signal, Signature, Whisper,
+        Ack, Announce, Broadcast, ErrorMsg, Extension, Flags, Found, Frame, Goodbye, Hello, Join,
+        Limits, List, Lookup, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance,
+        Route, Signal, Signature, Unreachable, Whisper,
     },
 };
 
@@ -38,7 +39,11 @@ impl Spec {
             target: self.some.then_some(NodeKey(self.key)),
             payload: &self.payload,
         };
-        match self.kind % 13 {
+        let keys = &self.payload[..self.payload.len() / 32 * 32];
+        let ids = &self.payload[..self.payload.len() / 40 * 40];
+        let keys = &keys[..keys.len().min(64 * 32)];
+        let ids = &ids[..ids.len().min(64 * 40)];
+        match self.kind % 21 {
             0 => Message::Hello(Hello {
                 capabilities: self.num64,
                 max_frame_size: self.num64b as u32,
@@ -86,7 +91,37 @@ impl Spec {
             9 => Message::FileSync(ext),
             10 => Message::MiningSignal(ext),
             11 => Message::Dreamspace(ext),
-            _ => Message::Custom(0x80 | self.num16 as u8, ext),
+            12 => Message::Custom(0x80 | self.num16 as u8, ext),
+            13 => Message::Ack(Ack { id: self.route.id }),
+            14 => Message::Announce(Announce {
+                keys: List::from_raw(keys),
+            }),
+            15 => Message::Peers(Peers {
+                peers: List::from_raw(ids),
+            }),
+            16 => Message::Relay(Relay {
+                peer: NodeKey(self.key),
+                stage: [
+                    RelayStage::Handshake,
+                    RelayStage::Record,
+                    RelayStage::Sealed,
+                ][usize::from(self.num16 % 3)],
+                payload: &self.payload,
+            }),
+            17 => Message::Join(Join {
+                namespace: self.key,
+                leave: self.some,
+            }),
+            18 => Message::Lookup(Lookup {
+                namespace: self.key,
+            }),
+            19 => Message::Found(Found {
+                namespace: self.key,
+                peers: List::from_raw(ids),
+            }),
+            _ => Message::Unreachable(Unreachable {
+                peer: NodeKey(self.key),
+            }),
         }
     }
 }
@@ -235,5 +270,5 @@ fn samples_cover_every_type() {
         .iter()
         .map(|(_, m)| m.kind().code())
         .collect();
-    assert_eq!(kinds.len(), 13);
+    assert_eq!(kinds.len(), 21);
 }

@@ -80,10 +80,10 @@ fn truncated_header_and_body() {
 #[test]
 fn unknown_type() {
     let mut frame = sample("ping", &[]);
-    frame[1] = 0x30;
+    frame[1] = 0x2f;
     assert_eq!(
         Frame::decode(&frame, &Limits::default()),
-        Err(WireError::UnknownType(0x30))
+        Err(WireError::UnknownType(0x2f))
     );
 }
 
@@ -338,4 +338,33 @@ fn sample_sizes_are_compact() {
     let payload = [0u8; 256];
     let anon = sample("broadcast_anonymous", &payload);
     assert!(anon.len() <= 256 + 40, "{}", anon.len());
+}
+
+#[test]
+fn list_fields_are_bounded_and_whole() {
+    use whispurr_core::wire::{Announce, List, Peers};
+    let limits = Limits {
+        max_list_len: 2,
+        ..Limits::default()
+    };
+    let three = [7u8; 96];
+    let frame = encode(Message::Announce(Announce {
+        keys: List::from_raw(&three),
+    }));
+    assert_eq!(
+        Frame::decode(&frame, &limits),
+        Err(WireError::FieldTooLarge {
+            field: "keys",
+            len: 3,
+            max: 2
+        })
+    );
+    let ragged = [7u8; 41];
+    let frame = encode(Message::Peers(Peers {
+        peers: List::from_raw(&ragged),
+    }));
+    assert_eq!(
+        Frame::decode(&frame, &limits),
+        Err(WireError::Malformed(MessageType::Peers))
+    );
 }

@@ -67,7 +67,8 @@ impl fmt::Display for Version {
 
 /// The kind of message a frame carries.
 ///
-/// Code ranges: `0x01..=0x0f` session control, `0x10..=0x3f` messaging and routing,
+/// Code ranges: `0x01..=0x0f` session control, `0x10..=0x2f` messaging and routing, `0x30..=0x3f`
+/// node↔relay,
 /// `0x40..=0x7f` built-in extensions, `0x80..=0xff` custom extensions. Codes not listed here are
 /// reserved and rejected as [`WireError::UnknownType`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,6 +83,8 @@ pub enum MessageType {
     Ping,
     /// Heartbeat answer.
     Pong,
+    /// Acknowledges a whisper.
+    Ack,
     /// A private message to one node.
     Whisper,
     /// A gossip broadcast to everyone.
@@ -90,6 +93,20 @@ pub enum MessageType {
     Resonance,
     /// Opaque WebRTC signaling, end to end between two nodes.
     Signal,
+    /// The resonance keys a node is attuned to.
+    Announce,
+    /// Peer exchange: node IDs the sender knows.
+    Peers,
+    /// Node↔relay: an opaque payload to (from a node) or from (from the relay) another node.
+    Relay,
+    /// Node→relay: join or leave a rendezvous namespace.
+    Join,
+    /// Node→relay: who is in a namespace?
+    Lookup,
+    /// Relay→node: members of a namespace.
+    Found,
+    /// Relay→node: a relayed payload's target is not connected.
+    Unreachable,
     /// The FileSync extension.
     FileSync,
     /// The MiningSignal extension.
@@ -112,10 +129,18 @@ impl MessageType {
             MessageType::Error => 0x03,
             MessageType::Ping => 0x04,
             MessageType::Pong => 0x05,
+            MessageType::Ack => 0x06,
             MessageType::Whisper => 0x10,
             MessageType::Broadcast => 0x11,
             MessageType::Resonance => 0x12,
             MessageType::Signal => 0x13,
+            MessageType::Announce => 0x14,
+            MessageType::Peers => 0x15,
+            MessageType::Relay => 0x30,
+            MessageType::Join => 0x31,
+            MessageType::Lookup => 0x32,
+            MessageType::Found => 0x33,
+            MessageType::Unreachable => 0x34,
             MessageType::FileSync => 0x40,
             MessageType::MiningSignal => 0x41,
             MessageType::Dreamspace => 0x42,
@@ -131,10 +156,18 @@ impl MessageType {
             0x03 => MessageType::Error,
             0x04 => MessageType::Ping,
             0x05 => MessageType::Pong,
+            0x06 => MessageType::Ack,
             0x10 => MessageType::Whisper,
             0x11 => MessageType::Broadcast,
             0x12 => MessageType::Resonance,
             0x13 => MessageType::Signal,
+            0x14 => MessageType::Announce,
+            0x15 => MessageType::Peers,
+            0x30 => MessageType::Relay,
+            0x31 => MessageType::Join,
+            0x32 => MessageType::Lookup,
+            0x33 => MessageType::Found,
+            0x34 => MessageType::Unreachable,
             0x40 => MessageType::FileSync,
             0x41 => MessageType::MiningSignal,
             0x42 => MessageType::Dreamspace,

@@ -19,6 +19,9 @@ pub struct Limits {
     pub max_text_len: usize,
     /// Largest WebRTC signaling blob. Default 16 KiB.
     pub max_signal_len: usize,
+    /// Most entries in a list field (announced keys, exchanged peers, namespace members).
+    /// Default 64.
+    pub max_list_len: usize,
 }
 
 impl Limits {
@@ -30,6 +33,7 @@ impl Limits {
         max_hop_limit: 16,
         max_text_len: 256,
         max_signal_len: 16 * 1024,
+        max_list_len: 64,
     };
 }
 

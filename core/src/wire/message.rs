@@ -209,6 +209,168 @@ pub struct Signal<'a> {
     pub payload: &'a [u8],
 }
 
+/// ACK: acknowledges a whisper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The whisper's id.
+    pub id: MessageId,
+}
+
+/// A list of fixed-size entries carried as one byte string (zero-copy, bounded on decode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct List<'a, const STRIDE: usize> {
+    #[serde(serialize_with = "bytes::serialize")]
+    raw: &'a [u8],
+}
+
+impl<'a, const STRIDE: usize> List<'a, STRIDE> {
+    /// A list over `raw`, which must hold whole entries of `STRIDE` bytes.
+    pub fn from_raw(raw: &'a [u8]) -> Self {
+        List { raw }
+    }
+
+    /// The encoded entries.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// Number of whole entries.
+    pub fn len(&self) -> usize {
+        self.raw.len() / STRIDE
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.raw.len() < STRIDE
+    }
+
+    fn check(
+        &self,
+        kind: MessageType,
+        field: &'static str,
+        limits: &Limits,
+    ) -> Result<(), WireError> {
+        if !self.raw.len().is_multiple_of(STRIDE) {
+            return Err(WireError::Malformed(kind));
+        }
+        if self.len() > limits.max_list_len {
+            return Err(WireError::FieldTooLarge {
+                field,
+                len: self.len(),
+                max: limits.max_list_len,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<'a> List<'a, 32> {
+    /// The entries as 32-byte keys.
+    pub fn keys(&self) -> impl Iterator<Item = [u8; 32]> + 'a {
+        self.raw.chunks_exact(32).map(|c| {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(c);
+            k
+        })
+    }
+}
+
+impl<'a> List<'a, 40> {
+    /// The entries as node IDs (32-byte key, 8-byte big-endian creation seconds).
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + 'a {
+        self.raw.chunks_exact(40).map(|c| {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(&c[..32]);
+            let mut t = [0u8; 8];
+            t.copy_from_slice(&c[32..]);
+            NodeId::from_parts(NodeKey(k), u64::from_be_bytes(t))
+        })
+    }
+}
+
+/// Encodes node IDs as [`List`] entries into `out`; returns the bytes used.
+pub fn encode_node_ids<'i>(ids: impl IntoIterator<Item = &'i NodeId>, out: &mut [u8]) -> usize {
+    let mut n = 0;
+    for (id, chunk) in ids.into_iter().zip(out.chunks_exact_mut(40)) {
+        chunk[..32].copy_from_slice(&id.key().0);
+        chunk[32..].copy_from_slice(&id.created_secs().to_be_bytes());
+        n += 40;
+    }
+    n
+}
+
+/// ANNOUNCE: the complete set of resonance keys the sender is attuned to (replaces the last).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announce<'a> {
+    /// Resonance keys, 32 bytes each.
+    #[serde(borrow)]
+    pub keys: List<'a, 32>,
+}
+
+/// PEERS: node IDs the sender knows (peer exchange).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peers<'a> {
+    /// Node IDs, 40 bytes each.
+    #[serde(borrow)]
+    pub peers: List<'a, 40>,
+}
+
+/// What a RELAY payload is, for the two ends (the relay never looks inside).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayStage {
+    /// A message of the end-to-end link handshake.
+    Handshake,
+    /// A record of the end-to-end session.
+    Record,
+    /// A sealed box (one-way Noise X) needing no session.
+    Sealed,
+}
+
+/// RELAY: from a node, "deliver to `peer`"; from the relay, "this came from `peer`".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relay<'a> {
+    /// The other end: target (node→relay) or source (relay→node).
+    pub peer: NodeKey,
+    /// What the payload is.
+    pub stage: RelayStage,
+    /// Opaque to the relay.
+    #[serde(serialize_with = "bytes::serialize")]
+    pub payload: &'a [u8],
+}
+
+/// JOIN: enter (or leave) a rendezvous namespace at the relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Join {
+    /// The namespace (a resonance key, or any 32-byte name).
+    pub namespace: [u8; 32],
+    /// `true` to leave instead.
+    pub leave: bool,
+}
+
+/// LOOKUP: ask the relay who is in a namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lookup {
+    /// The namespace.
+    pub namespace: [u8; 32],
+}
+
+/// FOUND: members of a namespace (capped; the asker excluded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found<'a> {
+    /// The namespace.
+    pub namespace: [u8; 32],
+    /// Members, 40 bytes each.
+    #[serde(borrow)]
+    pub peers: List<'a, 40>,
+}
+
+/// UNREACHABLE: the relay has no registered client with this key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreachable {
+    /// The target that could not be reached.
+    pub peer: NodeKey,
+}
+
 /// The body of every extension message (FILE_SYNC, MINING_SIGNAL, DREAMSPACE, custom).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extension<'a> {
@@ -230,10 +392,18 @@ pub enum Message<'a> {
     Error(ErrorMsg<'a>),
     Ping(Ping),
     Pong(Pong),
+    Ack(Ack),
     Whisper(Whisper<'a>),
     Broadcast(Broadcast<'a>),
     Resonance(Resonance<'a>),
     Signal(Signal<'a>),
+    Announce(Announce<'a>),
+    Peers(Peers<'a>),
+    Relay(Relay<'a>),
+    Join(Join),
+    Lookup(Lookup),
+    Found(Found<'a>),
+    Unreachable(Unreachable),
     FileSync(Extension<'a>),
     MiningSignal(Extension<'a>),
     Dreamspace(Extension<'a>),
@@ -250,6 +420,14 @@ impl<'a> Message<'a> {
             Message::Error(_) => MessageType::Error,
             Message::Ping(_) => MessageType::Ping,
             Message::Pong(_) => MessageType::Pong,
+            Message::Ack(_) => MessageType::Ack,
+            Message::Announce(_) => MessageType::Announce,
+            Message::Peers(_) => MessageType::Peers,
+            Message::Relay(_) => MessageType::Relay,
+            Message::Join(_) => MessageType::Join,
+            Message::Lookup(_) => MessageType::Lookup,
+            Message::Found(_) => MessageType::Found,
+            Message::Unreachable(_) => MessageType::Unreachable,
             Message::Whisper(_) => MessageType::Whisper,
             Message::Broadcast(_) => MessageType::Broadcast,
             Message::Resonance(_) => MessageType::Resonance,
@@ -286,6 +464,14 @@ impl<'a> Message<'a> {
             Message::Error(m) => put(m, out),
             Message::Ping(m) => put(m, out),
             Message::Pong(m) => put(m, out),
+            Message::Ack(m) => put(m, out),
+            Message::Announce(m) => put(m, out),
+            Message::Peers(m) => put(m, out),
+            Message::Relay(m) => put(m, out),
+            Message::Join(m) => put(m, out),
+            Message::Lookup(m) => put(m, out),
+            Message::Found(m) => put(m, out),
+            Message::Unreachable(m) => put(m, out),
             Message::Whisper(m) => put(m, out),
             Message::Broadcast(m) => put(m, out),
             Message::Resonance(m) => put(m, out),
@@ -313,6 +499,14 @@ impl<'a> Message<'a> {
             MessageType::Error => Message::Error(take(kind, body)?),
             MessageType::Ping => Message::Ping(take(kind, body)?),
             MessageType::Pong => Message::Pong(take(kind, body)?),
+            MessageType::Ack => Message::Ack(take(kind, body)?),
+            MessageType::Announce => Message::Announce(take(kind, body)?),
+            MessageType::Peers => Message::Peers(take(kind, body)?),
+            MessageType::Relay => Message::Relay(take(kind, body)?),
+            MessageType::Join => Message::Join(take(kind, body)?),
+            MessageType::Lookup => Message::Lookup(take(kind, body)?),
+            MessageType::Found => Message::Found(take(kind, body)?),
+            MessageType::Unreachable => Message::Unreachable(take(kind, body)?),
             MessageType::Whisper => Message::Whisper(take(kind, body)?),
             MessageType::Broadcast => Message::Broadcast(take(kind, body)?),
             MessageType::Resonance => Message::Resonance(take(kind, body)?),
@@ -343,6 +537,9 @@ impl<'a> Message<'a> {
         match self {
             Message::Goodbye(m) => text("reason", m.reason, limits),
             Message::Error(m) => text("detail", m.detail, limits),
+            Message::Announce(m) => m.keys.check(MessageType::Announce, "keys", limits),
+            Message::Peers(m) => m.peers.check(MessageType::Peers, "peers", limits),
+            Message::Found(m) => m.peers.check(MessageType::Found, "peers", limits),
             Message::Broadcast(m) if m.origin.is_some() != m.signature.is_some() => {
                 Err(WireError::AuthMismatch)
             }

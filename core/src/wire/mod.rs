@@ -35,6 +35,7 @@ pub use frame::Frame;
 pub use header::{Flags, HEADER_LEN, Header, MessageType, Version};
 pub use limits::Limits;
 pub use message::{
-    Broadcast, ErrorMsg, Extension, Goodbye, Hello, Message, MessageId, Ping, Pong, Resonance,
-    Route, Signal, Signature, Whisper,
+    Ack, Announce, Broadcast, ErrorMsg, Extension, Found, Goodbye, Hello, Join, List, Lookup,
+    Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route, Signal, Signature,
+    Unreachable, Whisper, encode_node_ids,
 };

@@ -6,10 +6,16 @@ use whispurr_core::{
     NodeId, NodeKey,
     derive::{ResonanceKey, WhisperTag},
     wire::{
-        Broadcast, ErrorMsg, Extension, Goodbye, Hello, Message, MessageId, Ping, Pong, Resonance,
-        Route, Signal, Signature, Whisper,
+        Ack, Announce, Broadcast, ErrorMsg, Extension, Found, Goodbye, Hello, Join, List, Lookup,
+        Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route, Signal,
+        Signature, Unreachable, Whisper,
     },
 };
+
+/// Three 32-byte keys, as an ANNOUNCE list.
+pub const KEYS: [u8; 96] = [0x21; 96];
+/// Two node IDs, as a PEERS / FOUND list.
+pub const IDS: [u8; 80] = [0x43; 80];
 
 /// A fixed "now" for samples: 2025-11-24, in ms.
 pub const NOW_MS: u64 = 1_764_000_000_000;
@@ -119,6 +125,58 @@ pub fn all(payload: &[u8]) -> Vec<(&'static str, Message<'_>)> {
                 target: NodeKey([0x11; 32]),
                 origin: node_id(),
                 payload,
+            }),
+        ),
+        (
+            "ack",
+            Message::Ack(Ack {
+                id: MessageId([9; 16]),
+            }),
+        ),
+        (
+            "announce",
+            Message::Announce(Announce {
+                keys: List::from_raw(&KEYS),
+            }),
+        ),
+        (
+            "peers",
+            Message::Peers(Peers {
+                peers: List::from_raw(&IDS),
+            }),
+        ),
+        (
+            "relay",
+            Message::Relay(Relay {
+                peer: NodeKey([0x11; 32]),
+                stage: RelayStage::Record,
+                payload,
+            }),
+        ),
+        (
+            "join",
+            Message::Join(Join {
+                namespace: [0x31; 32],
+                leave: false,
+            }),
+        ),
+        (
+            "lookup",
+            Message::Lookup(Lookup {
+                namespace: [0x31; 32],
+            }),
+        ),
+        (
+            "found",
+            Message::Found(Found {
+                namespace: [0x31; 32],
+                peers: List::from_raw(&IDS),
+            }),
+        ),
+        (
+            "unreachable",
+            Message::Unreachable(Unreachable {
+                peer: NodeKey([0x11; 32]),
             }),
         ),
         ("file_sync", Message::FileSync(ext(payload))),
