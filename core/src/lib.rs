@@ -45,11 +45,14 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod conn;
 pub mod crypto;
 pub mod derive;
+pub mod engine;
 pub mod fuzz;
 mod hex;
 pub mod identity;
+pub mod relay;
 mod time;
 pub mod wire;
 

@@ -32,16 +32,23 @@ impl<'a> Frame<'a> {
     /// Encodes the frame and pads it with zeros to exactly `total_len` bytes (if it is shorter),
     /// setting the `PADDED` flag when padding was added. Returns the length written.
     pub fn encode_padded(&self, out: &mut [u8], total_len: usize) -> Result<usize, EncodeError> {
-        let n = self.encode_with(out, self.flags.with(Flags::PADDED))?;
+        let n = self.encode_with(out, self.flags)?;
         if n >= total_len {
-            // Nothing to pad: rewrite the flags as they were asked for.
-            out[2] = self.flags.bits();
             return Ok(n);
         }
-        let pad = out
-            .get_mut(n..total_len)
-            .ok_or(EncodeError::BufferTooSmall)?;
-        pad.fill(0);
+        Self::pad_encoded(out, n, total_len)
+    }
+
+    /// Pads a frame already encoded in `buf[..len]` with zeros to `total_len` bytes and sets
+    /// its `PADDED` flag. Returns `total_len`.
+    pub fn pad_encoded(buf: &mut [u8], len: usize, total_len: usize) -> Result<usize, EncodeError> {
+        if len < HEADER_LEN || total_len < len {
+            return Err(EncodeError::BufferTooSmall);
+        }
+        buf.get_mut(len..total_len)
+            .ok_or(EncodeError::BufferTooSmall)?
+            .fill(0);
+        buf[2] |= Flags::PADDED.bits();
         Ok(total_len)
     }
 

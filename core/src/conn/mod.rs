@@ -1,0 +1,312 @@
+//! One authenticated connection: the XX handshake, then a transport session carrying frames,
+//! with a bounded queue of sealed records waiting to be sent.
+//!
+//! Both state machines use it: the [`Engine`](crate::engine::Engine) for its links to peers and
+//! relays (and for the end-to-end links it tunnels through a relay), the
+//! [`Relay`](crate::relay::Relay) for its clients. It never touches I/O: bytes come in through
+//! [`Conn::handle_data`], sealed records go out through [`Conn::poll_transmit`].
+
+use alloc::{boxed::Box, collections::VecDeque, vec, vec::Vec};
+
+use rand_core::CryptoRng;
+
+use crate::{
+    Identity, NodeKey, Timestamp,
+    crypto::{
+        CryptoError, CryptoProvider, TAG_LEN,
+        link::{LinkConfig, LinkHandshake, MAX_HANDSHAKE_LEN, PeerInfo, Session},
+    },
+    wire::{EncodeError, Frame},
+};
+
+/// Why a connection failed. Every variant closes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConnError {
+    /// The handshake or a record failed cryptographically (includes identity mismatches).
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+    /// Data arrived on a closed connection.
+    #[error("connection closed")]
+    Closed,
+    /// A record is larger than the frame limit.
+    #[error("record of {0} bytes is too large")]
+    TooLarge(usize),
+}
+
+/// Why a frame could not be queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// The handshake has not finished (or the connection is closed).
+    #[error("connection not established")]
+    NotEstablished,
+    /// The send queue's byte cap would be exceeded.
+    #[error("send queue full")]
+    Full,
+    /// The frame could not be encoded.
+    #[error("encode: {0}")]
+    Encode(#[from] EncodeError),
+    /// Sealing failed (nonce exhaustion).
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+}
+
+/// What [`Conn::handle_data`] found in a record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// A handshake step; nothing for the caller (replies, if any, are queued).
+    Handshaking,
+    /// The handshake just completed.
+    Established(PeerInfo),
+    /// A decrypted frame: the plaintext is `data[..len]` of the buffer passed in.
+    Frame(usize),
+}
+
+enum State<P: CryptoProvider> {
+    Handshaking(Box<LinkHandshake<P>>),
+    Established(Session<P>, PeerInfo),
+    Closed,
+}
+
+/// An authenticated connection (see the module docs).
+pub struct Conn<P: CryptoProvider> {
+    state: State<P>,
+    outbox: VecDeque<Vec<u8>>,
+    queued_bytes: usize,
+    max_queue_bytes: usize,
+    max_record: usize,
+    /// When the connection was created.
+    pub opened_at: Timestamp,
+    /// When a record last arrived.
+    pub last_recv: Timestamp,
+}
+
+impl<P: CryptoProvider> core::fmt::Debug for Conn<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let state = match &self.state {
+            State::Handshaking(_) => "handshaking",
+            State::Established(..) => "established",
+            State::Closed => "closed",
+        };
+        f.debug_struct("Conn")
+            .field("state", &state)
+            .field("queued_bytes", &self.queued_bytes)
+            .finish()
+    }
+}
+
+impl<P: CryptoProvider> Conn<P> {
+    /// A connection we opened; its first handshake message is queued at once. With `expected`,
+    /// only that node may answer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn initiator<R: CryptoRng + ?Sized>(
+        provider: P,
+        identity: &Identity,
+        expected: Option<NodeKey>,
+        config: LinkConfig,
+        max_queue_bytes: usize,
+        max_record: usize,
+        now: Timestamp,
+        rng: &mut R,
+    ) -> Self {
+        let hs = LinkHandshake::initiator(provider, identity, expected, config, rng);
+        let mut conn = Self::with(hs, max_queue_bytes, max_record, now);
+        conn.write_handshake().ok();
+        conn
+    }
+
+    /// A connection the other side opened.
+    pub fn responder<R: CryptoRng + ?Sized>(
+        provider: P,
+        identity: &Identity,
+        config: LinkConfig,
+        max_queue_bytes: usize,
+        max_record: usize,
+        now: Timestamp,
+        rng: &mut R,
+    ) -> Self {
+        let hs = LinkHandshake::responder(provider, identity, config, rng);
+        Self::with(hs, max_queue_bytes, max_record, now)
+    }
+
+    fn with(
+        hs: LinkHandshake<P>,
+        max_queue_bytes: usize,
+        max_record: usize,
+        now: Timestamp,
+    ) -> Self {
+        Conn {
+            state: State::Handshaking(Box::new(hs)),
+            outbox: VecDeque::new(),
+            queued_bytes: 0,
+            max_queue_bytes,
+            max_record,
+            opened_at: now,
+            last_recv: now,
+        }
+    }
+
+    fn write_handshake(&mut self) -> Result<(), ConnError> {
+        let State::Handshaking(hs) = &mut self.state else {
+            return Ok(());
+        };
+        if hs.wants_to_write() {
+            let mut buf = vec![0u8; MAX_HANDSHAKE_LEN];
+            let n = hs.write_message(&mut buf)?;
+            buf.truncate(n);
+            // Handshake messages are control traffic: they bypass the byte cap.
+            self.queued_bytes += buf.len();
+            self.outbox.push_back(buf);
+        }
+        Ok(())
+    }
+
+    /// Whether the handshake has completed and the connection is open.
+    pub fn is_established(&self) -> bool {
+        matches!(self.state, State::Established(..))
+    }
+
+    /// Whether the connection has failed or been closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// The authenticated peer, once established.
+    pub fn peer(&self) -> Option<&PeerInfo> {
+        match &self.state {
+            State::Established(_, p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Marks the connection closed and drops its queue.
+    pub fn close(&mut self) {
+        self.state = State::Closed;
+        self.outbox.clear();
+        self.queued_bytes = 0;
+    }
+
+    /// Feeds one received record. On `Err` the connection is closed.
+    pub fn handle_data(&mut self, now: Timestamp, data: &mut [u8]) -> Result<Received, ConnError> {
+        let r = self.handle_inner(data);
+        match &r {
+            Ok(_) => self.last_recv = now,
+            Err(_) => self.close(),
+        }
+        r
+    }
+
+    fn handle_inner(&mut self, data: &mut [u8]) -> Result<Received, ConnError> {
+        if data.len() > self.max_record {
+            return Err(ConnError::TooLarge(data.len()));
+        }
+        match &mut self.state {
+            State::Closed => Err(ConnError::Closed),
+            State::Established(session, _) => Ok(Received::Frame(session.open(data)?)),
+            State::Handshaking(hs) => {
+                hs.read_message(data)?;
+                self.write_handshake()?;
+                let State::Handshaking(hs) = &self.state else {
+                    unreachable!()
+                };
+                if !hs.is_finished() {
+                    return Ok(Received::Handshaking);
+                }
+                let State::Handshaking(hs) = core::mem::replace(&mut self.state, State::Closed)
+                else {
+                    unreachable!()
+                };
+                let (session, info) = hs.finish()?;
+                self.state = State::Established(session, info);
+                Ok(Received::Established(info))
+            }
+        }
+    }
+
+    /// Bytes waiting in the send queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// Room left under the queue's byte cap.
+    pub fn queue_room(&self) -> usize {
+        self.max_queue_bytes.saturating_sub(self.queued_bytes)
+    }
+
+    /// Encodes, pads (to `pad_to` bytes if larger than the frame) and seals a frame, and queues
+    /// the record. With `bypass_cap` (control traffic) the byte cap is not applied.
+    pub fn queue_frame(
+        &mut self,
+        frame: &Frame<'_>,
+        pad_to: usize,
+        bypass_cap: bool,
+    ) -> Result<usize, QueueError> {
+        self.queue_frame_with(frame, |_| pad_to, bypass_cap)
+            .map(|(sealed, _)| sealed)
+    }
+
+    /// Like [`queue_frame`](Self::queue_frame), with the padding target chosen from the
+    /// encoded length by `pad`. Returns the sealed length and the padding added.
+    pub fn queue_frame_with(
+        &mut self,
+        frame: &Frame<'_>,
+        pad: impl FnOnce(usize) -> usize,
+        bypass_cap: bool,
+    ) -> Result<(usize, usize), QueueError> {
+        let State::Established(session, _) = &mut self.state else {
+            return Err(QueueError::NotEstablished);
+        };
+        let mut buf = vec![0u8; self.max_record];
+        let len = frame.encode(&mut buf)?;
+        let total = pad(len);
+        let n = if total > len {
+            Frame::pad_encoded(&mut buf, len, total)?
+        } else {
+            len
+        };
+        let record_len = n + TAG_LEN;
+        if record_len > self.max_record {
+            return Err(QueueError::Encode(EncodeError::BufferTooSmall));
+        }
+        if !bypass_cap && self.queued_bytes + record_len > self.max_queue_bytes {
+            return Err(QueueError::Full);
+        }
+        let sealed = session.seal(&mut buf, n)?;
+        buf.truncate(sealed);
+        self.queued_bytes += sealed;
+        self.outbox.push_back(buf);
+        Ok((sealed, n - len))
+    }
+
+    /// Queues an already sealed record or handshake message (tunnelled traffic). Respects the
+    /// cap unless `bypass_cap`.
+    pub fn queue_raw(&mut self, record: Vec<u8>, bypass_cap: bool) -> Result<(), QueueError> {
+        if self.is_closed() {
+            return Err(QueueError::NotEstablished);
+        }
+        if !bypass_cap && self.queued_bytes + record.len() > self.max_queue_bytes {
+            return Err(QueueError::Full);
+        }
+        self.queued_bytes += record.len();
+        self.outbox.push_back(record);
+        Ok(())
+    }
+
+    /// The next record to send, moved out of the queue.
+    pub fn pop_record(&mut self) -> Option<Vec<u8>> {
+        let r = self.outbox.pop_front()?;
+        self.queued_bytes -= r.len();
+        Some(r)
+    }
+
+    /// Copies the next record into `buf` and returns its length. A record larger than `buf`
+    /// stays queued and `Err` gives the size needed.
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Result<usize, usize>> {
+        let len = self.outbox.front()?.len();
+        if len > buf.len() {
+            return Some(Err(len));
+        }
+        let r = self.pop_record()?;
+        buf[..len].copy_from_slice(&r);
+        Some(Ok(len))
+    }
+}

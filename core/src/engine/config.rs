@@ -1,0 +1,144 @@
+//! Engine configuration: every cap, timer and policy in one place, with defaults that suit a
+//! small private swarm.
+
+use core::time::Duration;
+
+use crate::{crypto::link::LinkConfig, wire::Limits};
+
+/// How broadcasts are authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BroadcastAuth {
+    /// Origin ID and ECDSA signature (default).
+    Signed,
+    /// No origin, no signature.
+    Anonymous,
+}
+
+/// Traffic obfuscation settings. All off by default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Obfuscation {
+    /// Pad every frame up to the next of these sizes (ascending; larger frames go unpadded).
+    /// Empty = no padding.
+    pub padding_buckets: alloc::vec::Vec<usize>,
+    /// Hold each link's outgoing records for a random delay in `[0, max_jitter]` before
+    /// release (order is kept). Zero = no jitter.
+    pub max_jitter: Duration,
+    /// Send a padded dummy frame on each established link at random intervals of mean
+    /// `cover_interval`. `None` = no cover traffic.
+    pub cover_interval: Option<Duration>,
+}
+
+impl Obfuscation {
+    /// No padding, no jitter, no cover traffic.
+    pub fn off() -> Self {
+        Obfuscation {
+            padding_buckets: alloc::vec::Vec::new(),
+            max_jitter: Duration::ZERO,
+            cover_interval: None,
+        }
+    }
+
+    /// Padding to power-of-two buckets from 128 B to 64 KiB, up to 20 ms of jitter, and cover
+    /// traffic every 2 s on average.
+    pub fn standard() -> Self {
+        Obfuscation {
+            padding_buckets: alloc::vec![
+                128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65519
+            ],
+            max_jitter: Duration::from_millis(20),
+            cover_interval: Some(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// Everything the [`Engine`](super::Engine) can be told.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Wire limits for received frames (frame size, clock skew, TTL and hop caps, lists).
+    pub limits: Limits,
+    /// Link handshake and rekey settings.
+    pub link: LinkConfig,
+    /// Most links of any kind (relay, direct, tunnelled) at once.
+    pub max_links: usize,
+    /// Most known peers.
+    pub max_peers: usize,
+    /// Bytes of sealed records a link may hold unsent.
+    pub max_queue_bytes: usize,
+    /// Entries in the de-duplication set.
+    pub max_seen: usize,
+    /// How long a message id stays in the de-duplication set (at least the TTL cap).
+    pub seen_ttl: Duration,
+    /// Whispers awaiting acknowledgement.
+    pub max_pending_whispers: usize,
+    /// Application events held until polled; beyond it the oldest are dropped and counted.
+    pub max_events: usize,
+    /// Time to live put on own messages.
+    pub default_ttl: Duration,
+    /// Hop limit put on own broadcasts and resonance messages.
+    pub default_hop_limit: u8,
+    /// Neighbours each broadcast is pushed to (`usize::MAX` = all).
+    pub fanout: usize,
+    /// How own broadcasts are authenticated by default.
+    pub broadcast_auth: BroadcastAuth,
+    /// Interval between PINGs on each link.
+    pub ping_interval: Duration,
+    /// A link with nothing received for this long is dead.
+    pub dead_after: Duration,
+    /// A link whose handshake has not finished after this long is closed.
+    pub handshake_timeout: Duration,
+    /// First wait before retrying a whisper; doubles each attempt.
+    pub whisper_retry: Duration,
+    /// Sends of a whisper before it is reported failed.
+    pub whisper_attempts: u8,
+    /// First reconnect delay of a relay link; doubles up to `reconnect_max`.
+    pub reconnect_base: Duration,
+    /// Largest reconnect delay.
+    pub reconnect_max: Duration,
+    /// Open end-to-end sessions to every node met in the relays' global namespace. Without
+    /// it, sessions are opened only to nodes sharing an attuned intent, and whispers to others
+    /// travel sealed through the relay.
+    pub auto_connect: bool,
+    /// Try a direct (WebRTC) path to peers reached through a relay.
+    pub try_direct: bool,
+    /// Wait before trying a direct path again after a failure (doubles per failure).
+    pub direct_retry: Duration,
+    /// Lowest resonance strength delivered to the application.
+    pub min_strength: f32,
+    /// Interval of extension ticks.
+    pub tick_interval: Duration,
+    /// Traffic obfuscation.
+    pub obfuscation: Obfuscation,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: Limits::default(),
+            link: LinkConfig::default(),
+            max_links: 64,
+            max_peers: 256,
+            max_queue_bytes: 1 << 20,
+            max_seen: 16_384,
+            seen_ttl: Duration::from_secs(600),
+            max_pending_whispers: 256,
+            max_events: 4096,
+            default_ttl: Duration::from_secs(60),
+            default_hop_limit: 8,
+            fanout: usize::MAX,
+            broadcast_auth: BroadcastAuth::Signed,
+            ping_interval: Duration::from_secs(5),
+            dead_after: Duration::from_secs(20),
+            handshake_timeout: Duration::from_secs(10),
+            whisper_retry: Duration::from_secs(1),
+            whisper_attempts: 4,
+            reconnect_base: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(30),
+            auto_connect: true,
+            try_direct: true,
+            direct_retry: Duration::from_secs(10),
+            min_strength: 0.0,
+            tick_interval: Duration::from_secs(1),
+            obfuscation: Obfuscation::off(),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Routes each decoded frame to the layer that handles it, by link kind and message type.
+
+use rand_core::CryptoRng;
+
+use super::{
+    DownReason, DropCause, Engine, LinkId,
+    links::{Class, LinkKind},
+};
+use crate::{
+    NodeKey, Timestamp,
+    crypto::CryptoProvider,
+    derive::ResonanceKey,
+    wire::{Message, Pong},
+};
+
+impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
+    /// Handles one decrypted frame from `link`.
+    pub(crate) fn dispatch(&mut self, now: Timestamp, link: LinkId, message: Message<'_>) {
+        let Some(kind) = self.links.get(&link).map(|l| l.kind.clone()) else {
+            return;
+        };
+        if matches!(kind, LinkKind::Relay { .. }) {
+            self.on_relay_frame(now, link, message);
+            return;
+        }
+        let Some(from) = self.links.get(&link).and_then(|l| l.peer_key()) else {
+            return;
+        };
+        if !Self::is_peer_type(message.kind()) {
+            self.stats.drop(DropCause::Unhandled);
+            return;
+        }
+        match message {
+            Message::Whisper(w) => self.on_whisper(now, from, Some(link), w),
+            Message::Ack(a) => self.on_ack(a.id),
+            Message::Broadcast(b) => self.on_broadcast(now, from, b),
+            Message::Resonance(r) => self.on_resonance(now, from, r),
+            Message::Announce(a) => {
+                let keys: alloc::vec::Vec<ResonanceKey> = a.keys.keys().map(ResonanceKey).collect();
+                if let Some(p) = self.peers.get_mut(&from) {
+                    p.keys = keys;
+                }
+            }
+            Message::Signal(s) => self.on_signal(now, from, s),
+            Message::FileSync(e)
+            | Message::MiningSignal(e)
+            | Message::Dreamspace(e)
+            | Message::Custom(_, e) => {
+                let kind = message.kind();
+                self.on_extension(now, from, kind, e);
+            }
+            other => self.on_link_control(now, link, other),
+        }
+    }
+
+    /// Control frames any link may carry: heartbeat, goodbye, errors.
+    pub(crate) fn on_link_control(&mut self, now: Timestamp, link: LinkId, message: Message<'_>) {
+        match message {
+            Message::Ping(p) => {
+                let pong = Message::Pong(Pong {
+                    id: p.id,
+                    sent_at: p.sent_at,
+                });
+                let _ = self.send_on(now, link, pong, Class::Control);
+            }
+            Message::Pong(p) => {
+                let Some(entry) = self.links.get_mut(&link) else {
+                    return;
+                };
+                match entry.ping {
+                    Some(ping) if ping.id == p.id && p.id != 0 => {
+                        entry
+                            .quality
+                            .sample(now.saturating_duration_since(ping.sent));
+                        entry.ping = None;
+                    }
+                    _ if p.id == 0 => self.stats.cover_received += 1,
+                    _ => {}
+                }
+            }
+            Message::Goodbye(_) => self.close_link(now, link, DownReason::Goodbye),
+            Message::Hello(_) | Message::Error(_) | Message::Peers(_) => {}
+            _ => self.stats.drop(DropCause::Unhandled),
+        }
+    }
+
+    /// Quality of the path currently used to reach `peer`.
+    pub fn peer_quality(&self, peer: &NodeKey) -> Option<super::Quality> {
+        let link = self.path_to(peer)?;
+        self.links.get(&link).map(|l| l.quality)
+    }
+}

@@ -1,0 +1,251 @@
+//! What the engine tells its adapter ([`Action`]) and its application ([`Event`]).
+
+use alloc::{boxed::Box, string::String, vec::Vec};
+use core::{any::Any, fmt};
+
+use crate::{NodeId, NodeKey, wire::MessageId};
+
+/// A transport link, as the adapter knows it. Allocated by the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkId(pub u64);
+
+/// Where the adapter should open a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addr {
+    /// A relay server (WebSocket URL).
+    Relay(String),
+    /// A peer listening for direct WebSocket connections.
+    Peer(String),
+    /// A WebRTC data channel to `peer`; signaling blobs travel through the engine
+    /// ([`Action::Signal`] and [`Engine::handle_signal`](super::Engine::handle_signal)).
+    WebRtc {
+        /// The remote node.
+        peer: NodeKey,
+        /// Whether this side creates the offer.
+        offerer: bool,
+    },
+}
+
+/// Something the adapter must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Open a transport link; report it with `handle_link_up` or `handle_link_down`.
+    Connect {
+        /// The engine's id for the link.
+        link: LinkId,
+        /// Where to.
+        addr: Addr,
+    },
+    /// Close a transport link (the engine has already forgotten it).
+    Close {
+        /// The link.
+        link: LinkId,
+    },
+    /// Give a WebRTC signaling blob from the remote peer to the link's peer connection.
+    Signal {
+        /// The WebRTC link.
+        link: LinkId,
+        /// Opaque signaling data (SDP or ICE candidate, as the adapter encoded it).
+        blob: Vec<u8>,
+    },
+}
+
+/// Why a path or peer went down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DownReason {
+    /// Nothing heard within `dead_after` (missed heartbeats).
+    Timeout,
+    /// The transport reported the link down.
+    LinkLost,
+    /// The peer sent hostile or broken bytes.
+    ProtocolError,
+    /// The peer said goodbye.
+    Goodbye,
+    /// The handshake did not complete in time.
+    HandshakeTimeout,
+    /// The link limit was reached.
+    Limit,
+    /// We shut down.
+    Shutdown,
+}
+
+/// Which path carries traffic to a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathKind {
+    /// A direct link (WebRTC or WebSocket).
+    Direct,
+    /// An end-to-end session tunnelled through a relay.
+    Relayed,
+}
+
+/// Why a whisper failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhisperFailure {
+    /// No acknowledgement after every attempt.
+    NoAck,
+    /// No relay or session could carry it.
+    NoRoute,
+}
+
+/// Something the application should know.
+pub enum Event {
+    /// A relay link is established.
+    RelayUp {
+        /// The relay's node ID.
+        relay: NodeId,
+    },
+    /// A relay link went down (a reconnect is scheduled).
+    RelayDown {
+        /// The relay's node ID, if the handshake had completed.
+        relay: Option<NodeId>,
+        /// Why.
+        reason: DownReason,
+    },
+    /// A peer became reachable, or its best path changed.
+    PeerUp {
+        /// The peer.
+        peer: NodeId,
+        /// The path now used.
+        path: PathKind,
+    },
+    /// A peer is no longer reachable on any path.
+    PeerDown {
+        /// The peer.
+        peer: NodeKey,
+        /// Why its last path went down.
+        reason: DownReason,
+    },
+    /// A whisper arrived.
+    Whisper {
+        /// Its id.
+        id: MessageId,
+        /// The authenticated sender.
+        from: NodeKey,
+        /// The category tag, if any.
+        tag: Option<crate::derive::WhisperTag>,
+        /// The content.
+        payload: Vec<u8>,
+    },
+    /// A whisper we sent was acknowledged.
+    WhisperDelivered {
+        /// Its id.
+        id: MessageId,
+    },
+    /// A whisper we sent could not be delivered.
+    WhisperFailed {
+        /// Its id.
+        id: MessageId,
+        /// Why.
+        reason: WhisperFailure,
+    },
+    /// A broadcast arrived (or was sent by us: broadcasts are delivered locally too).
+    Broadcast {
+        /// Its id.
+        id: MessageId,
+        /// The verified origin, or `None` when anonymous.
+        origin: Option<NodeId>,
+        /// The content.
+        payload: Vec<u8>,
+    },
+    /// A resonance message for an intent we are attuned to.
+    Resonance {
+        /// Its id.
+        id: MessageId,
+        /// The intent (as given to `attune`).
+        intent: String,
+        /// The sender's strength.
+        strength: f32,
+        /// The decrypted content.
+        payload: Vec<u8>,
+    },
+    /// An extension has something to say; downcast `event` to the extension's event type.
+    Extension {
+        /// The extension's name.
+        extension: &'static str,
+        /// The event.
+        event: Box<dyn Any>,
+    },
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::RelayUp { relay } => write!(f, "RelayUp({relay:?})"),
+            Event::RelayDown { relay, reason } => write!(f, "RelayDown({relay:?}, {reason:?})"),
+            Event::PeerUp { peer, path } => write!(f, "PeerUp({peer:?}, {path:?})"),
+            Event::PeerDown { peer, reason } => write!(f, "PeerDown({peer:?}, {reason:?})"),
+            Event::Whisper { from, payload, .. } => {
+                write!(f, "Whisper(from {from:?}, {} bytes)", payload.len())
+            }
+            Event::WhisperDelivered { id } => write!(f, "WhisperDelivered({id:?})"),
+            Event::WhisperFailed { id, reason } => write!(f, "WhisperFailed({id:?}, {reason:?})"),
+            Event::Broadcast {
+                origin, payload, ..
+            } => {
+                write!(f, "Broadcast(from {origin:?}, {} bytes)", payload.len())
+            }
+            Event::Resonance {
+                intent, payload, ..
+            } => {
+                write!(f, "Resonance({intent:?}, {} bytes)", payload.len())
+            }
+            Event::Extension { extension, .. } => write!(f, "Extension({extension})"),
+        }
+    }
+}
+
+/// A record for the adapter to write on a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The link.
+    pub link: LinkId,
+    /// Bytes written at the start of the caller's buffer.
+    pub len: usize,
+}
+
+/// Why a command could not be carried out (API misuse or local limits; the application is
+/// always told).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The payload does not fit in one frame.
+    #[error("payload of {0} bytes is too large")]
+    TooLarge(usize),
+    /// The pending-whisper table is full.
+    #[error("too many whispers awaiting acknowledgement")]
+    TooManyPending,
+    /// No link, session or relay can carry it now.
+    #[error("no route")]
+    NoRoute,
+    /// Every candidate link's send queue is full.
+    #[error("send queues full")]
+    QueueFull,
+    /// The extension type is not registered, or the code is not an extension type.
+    #[error("no extension handles this type")]
+    UnknownExtension,
+    /// Not attuned to that intent.
+    #[error("not attuned")]
+    NotAttuned,
+    /// Time went backwards.
+    #[error("time went backwards")]
+    TimeWentBackwards,
+}
+
+/// API misuse on inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// No such link.
+    #[error("unknown link {0:?}")]
+    UnknownLink(LinkId),
+    /// The link limit is reached.
+    #[error("link limit reached")]
+    TooManyLinks,
+    /// Time went backwards.
+    #[error("time went backwards")]
+    TimeWentBackwards,
+    /// An extension for one of these message types is already registered.
+    #[error("an extension already handles {0:?}")]
+    DuplicateExtension(crate::wire::MessageType),
+    /// The message type cannot be handled by extensions.
+    #[error("{0:?} is not an extension type")]
+    NotExtensionType(crate::wire::MessageType),
+}

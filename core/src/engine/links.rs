@@ -1,0 +1,403 @@
+//! The link table: transport links (to relays and peers) and the end-to-end links tunnelled
+//! through a relay, their heartbeats, timeouts, jitter holds and the transmit path.
+
+use alloc::{string::String, vec::Vec};
+
+use rand_core::CryptoRng;
+
+use super::{
+    Action, Addr, DownReason, Engine, EngineError, LinkId, Transmit,
+    obfuscation::{next_cover, random_delay},
+    quality::{PendingPing, Quality},
+};
+use crate::{
+    NodeKey, Timestamp,
+    conn::{Conn, QueueError},
+    crypto::CryptoProvider,
+    wire::{Frame, Message, Ping, Pong, Relay, RelayStage},
+};
+
+/// What a link is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LinkKind {
+    /// A transport link to a relay server.
+    Relay { addr: String },
+    /// A transport link we opened to a peer.
+    Direct { addr: Addr },
+    /// A transport link the other side opened.
+    Inbound,
+    /// An end-to-end link through the relay link `relay`.
+    Tunnel {
+        relay: LinkId,
+        peer: NodeKey,
+        initiator: bool,
+    },
+}
+
+/// One link.
+pub(crate) struct LinkEntry<P: CryptoProvider> {
+    pub kind: LinkKind,
+    /// `None` until the transport is up.
+    pub conn: Option<Conn<P>>,
+    pub quality: Quality,
+    pub ping: Option<PendingPing>,
+    pub next_ping: Timestamp,
+    pub hold_until: Option<Timestamp>,
+    pub next_cover: Option<Timestamp>,
+    pub opened: Timestamp,
+}
+
+impl<P: CryptoProvider> LinkEntry<P> {
+    pub fn is_established(&self) -> bool {
+        self.conn.as_ref().is_some_and(Conn::is_established)
+    }
+
+    pub fn peer_key(&self) -> Option<NodeKey> {
+        self.conn
+            .as_ref()
+            .and_then(|c| c.peer())
+            .map(|p| *p.node_id.key())
+    }
+
+    pub fn is_transport(&self) -> bool {
+        !matches!(self.kind, LinkKind::Tunnel { .. })
+    }
+}
+
+/// Urgency of a frame: what is shed first under overload (DESIGN §6). A frame is queued only
+/// while the link's queue is below the class's share of the byte cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Class {
+    Cover,
+    Lazy,
+    Forward,
+    Own,
+    Control,
+}
+
+impl Class {
+    /// Percent of the queue cap this class may fill up to.
+    fn share(self) -> usize {
+        match self {
+            Class::Cover => 25,
+            Class::Lazy => 50,
+            Class::Forward => 75,
+            Class::Own => 100,
+            Class::Control => usize::MAX,
+        }
+    }
+}
+
+impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
+    pub(crate) fn alloc_link(
+        &mut self,
+        now: Timestamp,
+        kind: LinkKind,
+        conn: Option<Conn<P>>,
+    ) -> Result<LinkId, EngineError> {
+        if self.links.len() >= self.config.max_links {
+            return Err(EngineError::TooManyLinks);
+        }
+        let id = LinkId(self.next_link);
+        self.next_link += 1;
+        self.links.insert(
+            id,
+            LinkEntry {
+                kind,
+                conn,
+                quality: Quality::default(),
+                ping: None,
+                next_ping: now.saturating_add(self.config.ping_interval),
+                hold_until: None,
+                next_cover: None,
+                opened: now,
+            },
+        );
+        Ok(id)
+    }
+
+    pub(crate) fn new_initiator(&mut self, now: Timestamp, expected: Option<NodeKey>) -> Conn<P> {
+        Conn::initiator(
+            self.provider.clone(),
+            &self.identity,
+            expected,
+            self.config.link,
+            self.config.max_queue_bytes,
+            self.config.limits.max_frame_size + crate::crypto::TAG_LEN,
+            now,
+            &mut self.rng,
+        )
+    }
+
+    pub(crate) fn new_responder(&mut self, now: Timestamp) -> Conn<P> {
+        Conn::responder(
+            self.provider.clone(),
+            &self.identity,
+            self.config.link,
+            self.config.max_queue_bytes,
+            self.config.limits.max_frame_size + crate::crypto::TAG_LEN,
+            now,
+            &mut self.rng,
+        )
+    }
+
+    /// Queues a frame on a link, applying padding, jitter and the shedding class. Returns
+    /// whether it was queued; a refusal is counted as a queue-full drop.
+    pub(crate) fn send_on(
+        &mut self,
+        now: Timestamp,
+        link: LinkId,
+        message: Message<'_>,
+        class: Class,
+    ) -> Result<(), QueueError> {
+        let frame = Frame::new(message);
+        let Some(entry) = self.links.get_mut(&link) else {
+            return Err(QueueError::NotEstablished);
+        };
+        let Some(conn) = entry.conn.as_mut() else {
+            return Err(QueueError::NotEstablished);
+        };
+        let cap = self.config.max_queue_bytes;
+        let limit = cap.saturating_mul(class.share().min(100)) / 100;
+        if class != Class::Control && conn.queued_bytes() >= limit {
+            self.stats.drop(super::DropCause::QueueFull);
+            return Err(QueueError::Full);
+        }
+        let ob = &self.config.obfuscation;
+        let result = conn.queue_frame_with(
+            &frame,
+            |len| super::obfuscation::pad_target(ob, len),
+            class == Class::Control,
+        );
+        match result {
+            Ok((_, padding)) => {
+                self.stats.padding_bytes += padding as u64;
+                self.stats.frames_sent += 1;
+                let jitter = self.config.obfuscation.max_jitter;
+                if !jitter.is_zero() && entry.hold_until.is_none() {
+                    let d = random_delay(&mut self.rng, jitter);
+                    if !d.is_zero() {
+                        entry.hold_until = Some(now.saturating_add(d));
+                        self.stats.jitter_delays += 1;
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if e == QueueError::Full {
+                    self.stats.drop(super::DropCause::QueueFull);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves sealed records of tunnels into RELAY frames on their relay links, in order, as far
+    /// as the relay queues allow.
+    pub(crate) fn flush_tunnels(&mut self, now: Timestamp) {
+        let tunnels: Vec<(LinkId, LinkId, NodeKey)> = self
+            .links
+            .iter()
+            .filter_map(|(id, l)| match l.kind {
+                LinkKind::Tunnel { relay, peer, .. } => Some((*id, relay, peer)),
+                _ => None,
+            })
+            .collect();
+        for (tid, relay, peer) in tunnels {
+            while let Some(entry) = self.links.get_mut(&tid) {
+                let established = entry.is_established();
+                let Some(record) = entry.conn.as_mut().and_then(Conn::pop_record) else {
+                    break;
+                };
+                let stage = if established {
+                    RelayStage::Record
+                } else {
+                    RelayStage::Handshake
+                };
+                let msg = Message::Relay(Relay {
+                    peer,
+                    stage,
+                    payload: &record,
+                });
+                // Tunnelled traffic was already admitted by its own class; it must not be lost
+                // between the two queues (that would desynchronise the tunnel's nonces).
+                if self.send_on(now, relay, msg, Class::Control).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The next record for the adapter, written into `buf`.
+    pub fn poll_transmit(&mut self, now: Timestamp, buf: &mut [u8]) -> Option<Transmit> {
+        self.flush_tunnels(now);
+        let ids: Vec<LinkId> = self
+            .links
+            .range(self.transmit_cursor..)
+            .chain(self.links.range(..self.transmit_cursor))
+            .filter(|(_, l)| l.is_transport())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let entry = self.links.get_mut(&id)?;
+            if entry.hold_until.is_some_and(|t| t > now) {
+                continue;
+            }
+            let Some(conn) = entry.conn.as_mut() else {
+                continue;
+            };
+            match conn.poll_transmit(buf) {
+                Some(Ok(len)) => {
+                    if conn.queued_bytes() == 0 {
+                        entry.hold_until = None;
+                    }
+                    self.transmit_cursor = LinkId(id.0 + 1);
+                    self.stats.bytes_sent += len as u64;
+                    return Some(Transmit { link: id, len });
+                }
+                Some(Err(_too_small)) => continue,
+                None => entry.hold_until = None,
+            }
+        }
+        None
+    }
+
+    /// Closes a link and everything that depended on it; emits the adapter action for
+    /// transport links and the events the application should see.
+    pub(crate) fn close_link(&mut self, now: Timestamp, link: LinkId, reason: DownReason) {
+        let Some(entry) = self.links.remove(&link) else {
+            return;
+        };
+        self.pending_tunnels.remove(&link);
+        let peer = entry.peer_key();
+        if entry.is_transport() {
+            self.push_action(Action::Close { link });
+        }
+        match entry.kind {
+            LinkKind::Relay { addr } => {
+                let relay = entry
+                    .conn
+                    .as_ref()
+                    .and_then(|c| c.peer())
+                    .map(|p| p.node_id);
+                self.push_event(super::Event::RelayDown { relay, reason });
+                // Tunnels through this relay go down with it.
+                let tunnels: Vec<LinkId> = self
+                    .links
+                    .iter()
+                    .filter(
+                        |(_, l)| matches!(l.kind, LinkKind::Tunnel { relay: r, .. } if r == link),
+                    )
+                    .map(|(id, _)| *id)
+                    .collect();
+                for t in tunnels {
+                    self.close_link(now, t, DownReason::LinkLost);
+                }
+                if reason != DownReason::Shutdown {
+                    self.schedule_reconnect(now, addr);
+                }
+            }
+            LinkKind::Direct { .. } | LinkKind::Inbound | LinkKind::Tunnel { .. } => {
+                if let Some(peer) = peer {
+                    self.path_lost(now, peer, link, reason);
+                } else if let LinkKind::Direct {
+                    addr: Addr::WebRtc { peer, .. },
+                } = entry.kind
+                {
+                    self.direct_failed(now, peer);
+                }
+            }
+        }
+    }
+
+    fn schedule_reconnect(&mut self, now: Timestamp, addr: String) {
+        let attempt = self.reconnect_attempts.entry(addr.clone()).or_insert(0);
+        let exp = (*attempt).min(16);
+        *attempt += 1;
+        let base = self.config.reconnect_base.saturating_mul(1 << exp);
+        let delay = base.min(self.config.reconnect_max);
+        // Up to 25 % random spread so a fleet does not reconnect in lockstep.
+        let spread = random_delay(&mut self.rng, delay / 4);
+        self.reconnects
+            .push((now.saturating_add(delay).saturating_add(spread), addr));
+    }
+
+    /// Heartbeats, dead links, handshake timeouts, cover traffic.
+    pub(crate) fn link_timers(&mut self, now: Timestamp) {
+        let ids: Vec<LinkId> = self.links.keys().copied().collect();
+        for id in ids {
+            let Some(entry) = self.links.get_mut(&id) else {
+                continue;
+            };
+            let Some(conn) = entry.conn.as_ref() else {
+                if now.saturating_duration_since(entry.opened) > self.config.handshake_timeout {
+                    self.close_link(now, id, DownReason::HandshakeTimeout);
+                }
+                continue;
+            };
+            if !conn.is_established() {
+                if now.saturating_duration_since(entry.opened) > self.config.handshake_timeout {
+                    self.close_link(now, id, DownReason::HandshakeTimeout);
+                }
+                continue;
+            }
+            if now.saturating_duration_since(conn.last_recv) > self.config.dead_after {
+                self.close_link(now, id, DownReason::Timeout);
+                continue;
+            }
+            if now >= entry.next_ping {
+                let ping_id = self.rng.next_u64();
+                entry.ping = Some(PendingPing {
+                    id: ping_id,
+                    sent: now,
+                });
+                entry.quality.pings_sent += 1;
+                entry.next_ping = now.saturating_add(self.config.ping_interval);
+                let msg = Message::Ping(Ping {
+                    id: ping_id,
+                    sent_at: now.as_millis(),
+                });
+                let _ = self.send_on(now, id, msg, Class::Control);
+            }
+            if let Some(mean) = self.config.obfuscation.cover_interval {
+                let Some(entry) = self.links.get_mut(&id) else {
+                    continue;
+                };
+                match entry.next_cover {
+                    None => entry.next_cover = Some(next_cover(&mut self.rng, now, mean)),
+                    Some(t) if now >= t => {
+                        entry.next_cover = Some(next_cover(&mut self.rng, now, mean));
+                        // Cover is an unsolicited PONG with id 0, padded like everything else.
+                        let cover = Message::Pong(Pong { id: 0, sent_at: 0 });
+                        if self.send_on(now, id, cover, Class::Cover).is_ok() {
+                            self.stats.cover_sent += 1;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+
+    /// The earliest link timer.
+    pub(crate) fn link_deadline(&self) -> Option<Timestamp> {
+        let mut t: Option<Timestamp> = None;
+        let mut at = |x: Timestamp| t = Some(t.map_or(x, |t| t.min(x)));
+        for l in self.links.values() {
+            match &l.conn {
+                Some(c) if c.is_established() => {
+                    at(l.next_ping);
+                    at(c.last_recv.saturating_add(self.config.dead_after));
+                    if let Some(h) = l.hold_until {
+                        at(h);
+                    }
+                    if let Some(c) = l.next_cover {
+                        at(c);
+                    }
+                }
+                _ => at(l.opened.saturating_add(self.config.handshake_timeout)),
+            }
+        }
+        t
+    }
+}

@@ -1,0 +1,556 @@
+//! Peers and their paths: tunnels through relays, direct links, the upgrade to WebRTC and the
+//! fallback to the relay, rendezvous at relays.
+
+use alloc::vec::Vec;
+
+use rand_core::CryptoRng;
+
+use super::{
+    Action, Addr, DownReason, Engine, Event, LinkId, PathKind,
+    links::{Class, LinkKind},
+};
+use crate::{
+    NodeId, NodeKey, Timestamp,
+    conn::Received,
+    crypto::{CryptoProvider, link::PeerInfo},
+    derive::ResonanceKey,
+    wire::{Found, Join, Lookup, Message, MessageType, Relay, RelayStage, Signal, Unreachable},
+};
+
+/// Capability bit: the node can open WebRTC data channels.
+pub const CAP_WEBRTC: u64 = 1;
+
+/// Rendezvous namespace every node joins at its relays.
+pub(crate) fn global_namespace() -> [u8; 32] {
+    ResonanceKey::from_intent("whispurr/global").0
+}
+
+/// What the engine knows about a peer.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub id: NodeId,
+    pub direct: Option<LinkId>,
+    pub tunnel: Option<LinkId>,
+    pub relay: Option<LinkId>,
+    pub keys: Vec<ResonanceKey>,
+    pub capabilities: u64,
+    pub webrtc: Option<LinkId>,
+    pub direct_failures: u32,
+    pub next_direct_try: Option<Timestamp>,
+    pub path: Option<PathKind>,
+}
+
+impl Peer {
+    fn new(id: NodeId) -> Self {
+        Peer {
+            id,
+            direct: None,
+            tunnel: None,
+            relay: None,
+            keys: Vec::new(),
+            capabilities: 0,
+            webrtc: None,
+            direct_failures: 0,
+            next_direct_try: None,
+            path: None,
+        }
+    }
+}
+
+impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
+    /// The established link that carries traffic to `peer`: direct first, then the tunnel.
+    pub(crate) fn best_path(&self, peer: &Peer) -> Option<LinkId> {
+        [peer.direct, peer.tunnel]
+            .into_iter()
+            .flatten()
+            .find(|l| self.links.get(l).is_some_and(|e| e.is_established()))
+    }
+
+    /// The established link to `key`, if any.
+    pub(crate) fn path_to(&self, key: &NodeKey) -> Option<LinkId> {
+        self.peers.get(key).and_then(|p| self.best_path(p))
+    }
+
+    /// Peers with an established path, with that path, in key order.
+    pub(crate) fn neighbours(&self) -> Vec<(NodeKey, LinkId)> {
+        self.peers
+            .iter()
+            .filter_map(|(k, p)| self.best_path(p).map(|l| (*k, l)))
+            .collect()
+    }
+
+    /// An established relay link, preferring `hint`.
+    pub(crate) fn relay_link(&self, hint: Option<LinkId>) -> Option<LinkId> {
+        let ok = |l: &LinkId| {
+            self.links
+                .get(l)
+                .is_some_and(|e| matches!(e.kind, LinkKind::Relay { .. }) && e.is_established())
+        };
+        hint.filter(ok)
+            .or_else(|| self.links.iter().find(|(id, _)| ok(id)).map(|(id, _)| *id))
+    }
+
+    fn upsert_peer(&mut self, id: NodeId) -> Option<&mut Peer> {
+        let key = *id.key();
+        if key == *self.identity.node_id().key() {
+            return None;
+        }
+        if !self.peers.contains_key(&key) {
+            if self.peers.len() >= self.config.max_peers {
+                // Forget a peer with no path to make room, else refuse.
+                let idle = self
+                    .peers
+                    .iter()
+                    .find(|(_, p)| p.direct.is_none() && p.tunnel.is_none() && p.webrtc.is_none())
+                    .map(|(k, _)| *k);
+                match idle {
+                    Some(k) => {
+                        self.peers.remove(&k);
+                    }
+                    None => return None,
+                }
+            }
+            self.peers.insert(key, Peer::new(id));
+        }
+        self.peers.get_mut(&key)
+    }
+
+    /// Re-evaluates a peer's best path and tells the application if it changed.
+    pub(crate) fn refresh_path(&mut self, key: NodeKey, reason: DownReason) {
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        let best = self.best_path(peer);
+        let kind = best.map(|l| match self.links.get(&l).map(|e| &e.kind) {
+            Some(LinkKind::Tunnel { .. }) => PathKind::Relayed,
+            _ => PathKind::Direct,
+        });
+        let id = peer.id;
+        let before = peer.path;
+        if let Some(p) = self.peers.get_mut(&key) {
+            p.path = kind;
+        }
+        match (before, kind) {
+            (a, Some(b)) if a != Some(b) => self.push_event(Event::PeerUp { peer: id, path: b }),
+            (Some(_), None) => self.push_event(Event::PeerDown { peer: key, reason }),
+            _ => {}
+        }
+    }
+
+    /// A link finished its handshake.
+    pub(crate) fn link_established(&mut self, now: Timestamp, link: LinkId, info: PeerInfo) {
+        let Some(kind) = self.links.get(&link).map(|l| l.kind.clone()) else {
+            return;
+        };
+        match kind {
+            LinkKind::Relay { addr } => {
+                self.reconnect_attempts.remove(&addr);
+                self.push_event(Event::RelayUp {
+                    relay: info.node_id,
+                });
+                let mut spaces = alloc::vec![global_namespace()];
+                spaces.extend(self.attuned.keys().map(|k| k.0));
+                for namespace in spaces {
+                    let join = Message::Join(Join {
+                        namespace,
+                        leave: false,
+                    });
+                    let _ = self.send_on(now, link, join, Class::Control);
+                    let lookup = Message::Lookup(Lookup { namespace });
+                    let _ = self.send_on(now, link, lookup, Class::Control);
+                }
+            }
+            LinkKind::Direct { .. } | LinkKind::Inbound | LinkKind::Tunnel { .. } => {
+                let key = *info.node_id.key();
+                let is_tunnel = matches!(kind, LinkKind::Tunnel { .. });
+                let Some(peer) = self.upsert_peer(info.node_id) else {
+                    self.close_link(now, link, DownReason::Limit);
+                    return;
+                };
+                peer.capabilities = info.capabilities;
+                let slot = if is_tunnel {
+                    &mut peer.tunnel
+                } else {
+                    &mut peer.direct
+                };
+                let old = slot.replace(link);
+                if !is_tunnel && peer.webrtc == Some(link) {
+                    peer.webrtc = None;
+                    peer.direct_failures = 0;
+                }
+                if let Some(old) = old.filter(|o| *o != link) {
+                    // A newer link to the same peer replaces the older one.
+                    if let Some(e) = self.links.get_mut(&old) {
+                        e.kind = LinkKind::Inbound;
+                    }
+                    self.close_link(now, old, DownReason::LinkLost);
+                }
+                let wants = self.wants_direct(&key);
+                if is_tunnel
+                    && wants
+                    && let Some(p) = self.peers.get_mut(&key)
+                    && p.direct.is_none()
+                    && p.next_direct_try.is_none()
+                {
+                    // Try the direct path at the next timer.
+                    p.next_direct_try = Some(now);
+                }
+                self.refresh_path(key, DownReason::LinkLost);
+                self.send_announce(now, link);
+            }
+        }
+    }
+
+    /// A link to `peer` went away.
+    pub(crate) fn path_lost(
+        &mut self,
+        now: Timestamp,
+        key: NodeKey,
+        link: LinkId,
+        reason: DownReason,
+    ) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let was_direct = peer.direct == Some(link) || peer.webrtc == Some(link);
+        if peer.direct == Some(link) {
+            peer.direct = None;
+        }
+        if peer.tunnel == Some(link) {
+            peer.tunnel = None;
+        }
+        if peer.webrtc == Some(link) {
+            peer.webrtc = None;
+        }
+        if was_direct {
+            self.direct_failed(now, key);
+        }
+        self.refresh_path(key, reason);
+    }
+
+    /// Whether this side should offer a direct WebRTC path to `key`: both support it, it is
+    /// enabled, and ours is the smaller key (exactly one side offers).
+    fn wants_direct(&self, key: &NodeKey) -> bool {
+        self.config.try_direct
+            && self.config.link.capabilities & CAP_WEBRTC != 0
+            && self.identity.node_id().key() < key
+            && self
+                .peers
+                .get(key)
+                .is_some_and(|p| p.capabilities & CAP_WEBRTC != 0)
+    }
+
+    /// A direct attempt failed: back off before the next.
+    pub(crate) fn direct_failed(&mut self, now: Timestamp, key: NodeKey) {
+        let base = self.config.direct_retry;
+        let wants = self.wants_direct(&key);
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.webrtc = None;
+            peer.direct_failures = peer.direct_failures.saturating_add(1);
+            let wait = base.saturating_mul(1 << peer.direct_failures.min(6));
+            peer.next_direct_try = wants.then(|| now.saturating_add(wait));
+        }
+    }
+
+    /// Starts WebRTC attempts to peers reached only through a relay (the smaller key offers).
+    pub(crate) fn direct_timers(&mut self, now: Timestamp) {
+        let candidates: Vec<NodeKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.next_direct_try.is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut due = Vec::new();
+        for key in candidates {
+            let tunnel_up = self
+                .peers
+                .get(&key)
+                .and_then(|p| p.tunnel)
+                .is_some_and(|t| self.links.get(&t).is_some_and(|e| e.is_established()));
+            let ready = self.wants_direct(&key)
+                && tunnel_up
+                && self
+                    .peers
+                    .get(&key)
+                    .is_some_and(|p| p.direct.is_none() && p.webrtc.is_none());
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.next_direct_try = None;
+            }
+            if ready {
+                due.push(key);
+            }
+        }
+        for key in due {
+            let addr = Addr::WebRtc {
+                peer: key,
+                offerer: true,
+            };
+            match self.alloc_link(now, LinkKind::Direct { addr: addr.clone() }, None) {
+                Ok(link) => {
+                    if let Some(p) = self.peers.get_mut(&key) {
+                        p.webrtc = Some(link);
+                        p.next_direct_try = None;
+                    }
+                    self.push_action(Action::Connect { link, addr });
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Sends a signaling blob to `peer` through its tunnel.
+    pub(crate) fn send_signal(
+        &mut self,
+        now: Timestamp,
+        peer: NodeKey,
+        blob: &[u8],
+    ) -> Result<(), super::SendError> {
+        let tunnel = self
+            .peers
+            .get(&peer)
+            .and_then(|p| p.tunnel)
+            .filter(|t| self.links.get(t).is_some_and(|e| e.is_established()))
+            .ok_or(super::SendError::NoRoute)?;
+        let msg = Message::Signal(Signal {
+            target: peer,
+            origin: *self.identity.node_id(),
+            payload: blob,
+        });
+        self.send_on(now, tunnel, msg, Class::Control)
+            .map_err(|_| super::SendError::QueueFull)?;
+        self.flush_tunnels(now);
+        Ok(())
+    }
+
+    /// A SIGNAL arrived from `from`: hand it to (or create) the WebRTC link.
+    pub(crate) fn on_signal(&mut self, now: Timestamp, from: NodeKey, signal: Signal<'_>) {
+        if signal.target != *self.identity.node_id().key() || *signal.origin.key() != from {
+            self.stats.drop(super::DropCause::Invalid);
+            return;
+        }
+        let existing = self.peers.get(&from).and_then(|p| p.webrtc);
+        let link = match existing {
+            Some(l) => l,
+            None => {
+                let addr = Addr::WebRtc {
+                    peer: from,
+                    offerer: false,
+                };
+                let Ok(link) = self.alloc_link(now, LinkKind::Direct { addr: addr.clone() }, None)
+                else {
+                    return;
+                };
+                if let Some(p) = self.peers.get_mut(&from) {
+                    p.webrtc = Some(link);
+                }
+                self.push_action(Action::Connect { link, addr });
+                link
+            }
+        };
+        self.push_action(Action::Signal {
+            link,
+            blob: signal.payload.to_vec(),
+        });
+    }
+
+    /// Opens an end-to-end tunnel to `peer` through the relay link `relay`.
+    pub(crate) fn open_tunnel(&mut self, now: Timestamp, relay: LinkId, peer: NodeId) {
+        let key = *peer.key();
+        if self.upsert_peer(peer).is_none() {
+            return;
+        }
+        if let Some(p) = self.peers.get(&key)
+            && (p.tunnel.is_some() || p.direct.is_some())
+        {
+            return;
+        }
+        let conn = self.new_initiator(now, Some(key));
+        let kind = LinkKind::Tunnel {
+            relay,
+            peer: key,
+            initiator: true,
+        };
+        if let Ok(link) = self.alloc_link(now, kind, Some(conn))
+            && let Some(p) = self.peers.get_mut(&key)
+        {
+            p.tunnel = Some(link);
+            p.relay = Some(relay);
+        }
+    }
+
+    /// A frame from a relay link.
+    pub(crate) fn on_relay_frame(&mut self, now: Timestamp, relay: LinkId, message: Message<'_>) {
+        match message {
+            Message::Relay(r) => self.on_relayed(now, relay, r),
+            Message::Found(Found { namespace, peers }) => {
+                let ids: Vec<NodeId> = peers.node_ids().collect();
+                let wanted = (namespace == global_namespace() && self.config.auto_connect)
+                    || self.attuned.contains_key(&ResonanceKey(namespace));
+                for id in ids {
+                    if id.key() == self.identity.node_id().key() || id.validate().is_err() {
+                        continue;
+                    }
+                    if wanted {
+                        self.open_tunnel(now, relay, id);
+                    }
+                }
+            }
+            Message::Unreachable(Unreachable { peer }) => {
+                let tunnel = self.peers.get(&peer).and_then(|p| p.tunnel);
+                if let Some(t) = tunnel
+                    && !self.links.get(&t).is_some_and(|e| e.is_established())
+                {
+                    self.close_link(now, t, DownReason::LinkLost);
+                }
+                self.whisper_unreachable(now, peer);
+            }
+            other => self.on_link_control(now, relay, other),
+        }
+    }
+
+    /// A RELAY frame: tunnel handshake or record, or a sealed box.
+    fn on_relayed(&mut self, now: Timestamp, relay: LinkId, r: Relay<'_>) {
+        let from = r.peer;
+        if r.stage == RelayStage::Sealed {
+            self.on_sealed(now, relay, from, r.payload);
+            return;
+        }
+        let me = *self.identity.node_id().key();
+        let is_first_message = r.stage == RelayStage::Handshake && r.payload.len() == 32;
+        let mut tunnel = self
+            .peers
+            .get(&from)
+            .and_then(|p| p.tunnel)
+            .or_else(|| self.pending_tunnel_for(from));
+        if let Some(t) = tunnel
+            && is_first_message
+        {
+            let established = self.links.get(&t).is_some_and(|e| e.is_established());
+            let initiating = matches!(
+                self.links.get(&t).map(|e| &e.kind),
+                Some(LinkKind::Tunnel {
+                    initiator: true,
+                    ..
+                })
+            );
+            if !established && initiating && me < from {
+                // Simultaneous open: the smaller key keeps its initiator; the peer will answer.
+                return;
+            }
+            // Otherwise the peer (re)starts the handshake: drop ours and answer as responder.
+            self.links.remove(&t);
+            self.pending_tunnels.remove(&t);
+            if let Some(p) = self.peers.get_mut(&from)
+                && p.tunnel == Some(t)
+            {
+                p.tunnel = None;
+            }
+            if established {
+                self.refresh_path(from, DownReason::LinkLost);
+            }
+            tunnel = None;
+        }
+        let tunnel = match tunnel {
+            Some(t) => t,
+            None if is_first_message => {
+                let conn = self.new_responder(now);
+                let kind = LinkKind::Tunnel {
+                    relay,
+                    peer: from,
+                    initiator: false,
+                };
+                let Ok(t) = self.alloc_link(now, kind, Some(conn)) else {
+                    return;
+                };
+                // The peer entry is created when the handshake proves its identity.
+                self.pending_tunnels.insert(t, from);
+                t
+            }
+            None => {
+                self.stats.drop(super::DropCause::Unhandled);
+                return;
+            }
+        };
+        let mut data = r.payload.to_vec();
+        let Some(conn) = self.links.get_mut(&tunnel).and_then(|e| e.conn.as_mut()) else {
+            return;
+        };
+        match conn.handle_data(now, &mut data) {
+            Ok(Received::Handshaking) => {}
+            Ok(Received::Established(info)) => {
+                self.pending_tunnels.remove(&tunnel);
+                if *info.node_id.key() != from {
+                    self.stats.links_failed += 1;
+                    self.close_link(now, tunnel, DownReason::ProtocolError);
+                    return;
+                }
+                if let Some(p) = self.upsert_peer(info.node_id) {
+                    p.relay = Some(relay);
+                }
+                self.link_established(now, tunnel, info);
+            }
+            Ok(Received::Frame(len)) => {
+                self.stats.frames_received += 1;
+                let limits = self.config.limits;
+                match crate::wire::Frame::decode(&data[..len], &limits) {
+                    Ok(frame) => self.dispatch(now, tunnel, frame.message),
+                    Err(_) => {
+                        self.stats.drop(super::DropCause::Invalid);
+                        self.stats.links_failed += 1;
+                        self.close_link(now, tunnel, DownReason::ProtocolError);
+                    }
+                }
+            }
+            Err(_) => {
+                self.pending_tunnels.remove(&tunnel);
+                self.stats.links_failed += 1;
+                self.close_link(now, tunnel, DownReason::ProtocolError);
+            }
+        }
+    }
+
+    fn pending_tunnel_for(&self, from: NodeKey) -> Option<LinkId> {
+        self.pending_tunnels
+            .iter()
+            .find(|(_, k)| **k == from)
+            .map(|(l, _)| *l)
+    }
+
+    /// Joins or leaves a namespace at every relay, and looks it up when joining.
+    pub(crate) fn rendezvous(&mut self, now: Timestamp, namespace: [u8; 32], leave: bool) {
+        let relays: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| matches!(l.kind, LinkKind::Relay { .. }) && l.is_established())
+            .map(|(id, _)| *id)
+            .collect();
+        for link in relays {
+            let _ = self.send_on(
+                now,
+                link,
+                Message::Join(Join { namespace, leave }),
+                Class::Control,
+            );
+            if !leave {
+                let _ = self.send_on(
+                    now,
+                    link,
+                    Message::Lookup(Lookup { namespace }),
+                    Class::Control,
+                );
+            }
+        }
+    }
+
+    /// Whether a message type may arrive from a peer (not relay control).
+    pub(crate) fn is_peer_type(kind: MessageType) -> bool {
+        !matches!(
+            kind,
+            MessageType::Relay
+                | MessageType::Join
+                | MessageType::Lookup
+                | MessageType::Found
+                | MessageType::Unreachable
+        )
+    }
+}

@@ -1,0 +1,115 @@
+//! Counters the engine keeps about itself. Everything dropped is counted by cause.
+
+/// Why a message or frame was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropCause {
+    /// Already seen (de-duplication).
+    Duplicate,
+    /// Failed wire validation (malformed, oversized, expired, from the future, hop limit).
+    Invalid,
+    /// Signature did not verify.
+    BadSignature,
+    /// A send queue was full (shed under overload).
+    QueueFull,
+    /// Event queue overflow (the application did not poll).
+    EventOverflow,
+    /// No extension handles the type, or the frame was not expected on this link.
+    Unhandled,
+    /// Resonance for an intent we are not attuned to, below the minimum strength, or unreadable.
+    NotResonant,
+    /// No path to the destination.
+    NoRoute,
+}
+
+/// Engine statistics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Established peer sessions (direct or tunnelled), now.
+    pub peers: usize,
+    /// Established links to relays, now.
+    pub relays: usize,
+    /// Frames sent (all kinds, after sealing).
+    pub frames_sent: u64,
+    /// Frames received and decrypted.
+    pub frames_received: u64,
+    /// Bytes handed to the adapter.
+    pub bytes_sent: u64,
+    /// Bytes received from the adapter.
+    pub bytes_received: u64,
+    /// Own messages sent (whispers, broadcasts, resonance, extension).
+    pub messages_sent: u64,
+    /// Messages delivered to the application or an extension.
+    pub messages_delivered: u64,
+    /// Gossip copies received (first copies and duplicates).
+    pub gossip_received: u64,
+    /// Messages forwarded to other peers.
+    pub messages_forwarded: u64,
+    /// Duplicate copies received.
+    pub duplicates: u64,
+    /// Drops by cause.
+    pub dropped_duplicate: u64,
+    /// Dropped: failed validation.
+    pub dropped_invalid: u64,
+    /// Dropped: bad signature.
+    pub dropped_bad_signature: u64,
+    /// Dropped: queue full.
+    pub dropped_queue_full: u64,
+    /// Dropped: event overflow.
+    pub dropped_event_overflow: u64,
+    /// Dropped: unhandled.
+    pub dropped_unhandled: u64,
+    /// Dropped: not resonant.
+    pub dropped_not_resonant: u64,
+    /// Dropped: no route.
+    pub dropped_no_route: u64,
+    /// Links closed because of hostile or broken input.
+    pub links_failed: u64,
+    /// Signatures verified.
+    pub signatures_verified: u64,
+    /// Whispers acknowledged by their recipient.
+    pub whispers_delivered: u64,
+    /// Whispers reported failed.
+    pub whispers_failed: u64,
+    /// Whisper retransmissions.
+    pub whisper_retries: u64,
+    /// Padding bytes added.
+    pub padding_bytes: u64,
+    /// Cover frames sent.
+    pub cover_sent: u64,
+    /// Cover frames received (and discarded).
+    pub cover_received: u64,
+    /// Records held back by send jitter.
+    pub jitter_delays: u64,
+    /// Sum of one-way latencies of delivered messages (ms), for the average.
+    pub latency_sum_ms: u64,
+    /// Number of latency samples.
+    pub latency_samples: u64,
+}
+
+impl Stats {
+    /// Records a drop.
+    pub fn drop(&mut self, cause: DropCause) {
+        let c = match cause {
+            DropCause::Duplicate => &mut self.dropped_duplicate,
+            DropCause::Invalid => &mut self.dropped_invalid,
+            DropCause::BadSignature => &mut self.dropped_bad_signature,
+            DropCause::QueueFull => &mut self.dropped_queue_full,
+            DropCause::EventOverflow => &mut self.dropped_event_overflow,
+            DropCause::Unhandled => &mut self.dropped_unhandled,
+            DropCause::NotResonant => &mut self.dropped_not_resonant,
+            DropCause::NoRoute => &mut self.dropped_no_route,
+        };
+        *c += 1;
+    }
+
+    /// Mean one-way latency of delivered messages in ms (origin timestamp to delivery).
+    pub fn average_latency_ms(&self) -> Option<f64> {
+        (self.latency_samples > 0).then(|| self.latency_sum_ms as f64 / self.latency_samples as f64)
+    }
+
+    /// Gossip redundancy: copies received per first copy, minus one (0 = every copy useful).
+    pub fn redundancy(&self) -> Option<f64> {
+        let first = self.gossip_received.saturating_sub(self.duplicates);
+        (first > 0).then(|| self.duplicates as f64 / first as f64)
+    }
+}

@@ -1,0 +1,287 @@
+//! Whispers: private messages to one node, over its session when there is one, otherwise sealed
+//! end to end (one-way Noise X) through a relay. Acknowledged, retransmitted a bounded number
+//! of times with exponential backoff, and always reported: delivered or failed.
+
+use alloc::vec::Vec;
+
+use rand_core::CryptoRng;
+
+use super::{
+    DropCause, Engine, Event, LinkId, SendError, WhisperFailure, links::Class, seen::Verdict,
+};
+use crate::{
+    NodeKey, Timestamp,
+    crypto::{CryptoProvider, seal},
+    derive::WhisperTag,
+    wire::{Ack, Frame, Message, MessageId, Relay, RelayStage, Route, Whisper},
+};
+
+/// A whisper awaiting its acknowledgement.
+#[derive(Debug)]
+pub(crate) struct PendingWhisper {
+    pub to: NodeKey,
+    pub route: Route,
+    pub tag: Option<WhisperTag>,
+    pub payload: Vec<u8>,
+    pub attempts: u8,
+    pub next_try: Timestamp,
+    pub routed: bool,
+}
+
+/// Bytes a sealed whisper adds around its frame: id, Noise X overhead, RELAY framing.
+const SEALED_ROOM: usize = 16 + seal::SEAL_OVERHEAD + 64;
+
+impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
+    /// Sends a whisper to `to`. Returns its id; [`Event::WhisperDelivered`] or
+    /// [`Event::WhisperFailed`] follows.
+    pub fn whisper(
+        &mut self,
+        now: Timestamp,
+        to: NodeKey,
+        tag: Option<&str>,
+        payload: &[u8],
+    ) -> Result<MessageId, SendError> {
+        self.advance(now)
+            .map_err(|_| SendError::TimeWentBackwards)?;
+        let room = self
+            .config
+            .limits
+            .max_frame_size
+            .saturating_sub(SEALED_ROOM + 128);
+        if payload.len() > room {
+            return Err(SendError::TooLarge(payload.len()));
+        }
+        if self.pending.len() >= self.config.max_pending_whispers {
+            return Err(SendError::TooManyPending);
+        }
+        if self.path_to(&to).is_none() && self.relay_link(None).is_none() {
+            return Err(SendError::NoRoute);
+        }
+        let route = Route {
+            id: self.new_id(),
+            timestamp: now.as_millis(),
+            ttl_ms: u32::try_from(self.config.default_ttl.as_millis()).unwrap_or(u32::MAX),
+            hops: 1,
+            hop_limit: 1,
+        };
+        let mut pending = PendingWhisper {
+            to,
+            route,
+            tag: tag.map(WhisperTag::from_category),
+            payload: payload.to_vec(),
+            attempts: 0,
+            next_try: now,
+            routed: false,
+        };
+        self.try_whisper(now, &mut pending);
+        self.stats.messages_sent += 1;
+        self.pending.insert(route.id, pending);
+        Ok(route.id)
+    }
+
+    /// One send attempt; schedules the next.
+    fn try_whisper(&mut self, now: Timestamp, p: &mut PendingWhisper) {
+        p.attempts += 1;
+        let backoff = self
+            .config
+            .whisper_retry
+            .saturating_mul(1 << (p.attempts - 1).min(8));
+        p.next_try = now.saturating_add(backoff);
+        let msg = Message::Whisper(Whisper {
+            route: p.route,
+            target: p.to,
+            tag: p.tag,
+            payload: &p.payload,
+        });
+        p.routed = self.send_private(now, p.to, msg, None, Class::Own);
+        if p.attempts > 1 {
+            self.stats.whisper_retries += 1;
+        }
+    }
+
+    /// Sends a private message to `to`: over its session, else sealed through a relay. Returns
+    /// whether it left.
+    fn send_private(
+        &mut self,
+        now: Timestamp,
+        to: NodeKey,
+        message: Message<'_>,
+        relay_hint: Option<LinkId>,
+        class: Class,
+    ) -> bool {
+        if let Some(link) = self.path_to(&to) {
+            let ok = self.send_on(now, link, message, class).is_ok();
+            self.flush_tunnels(now);
+            return ok;
+        }
+        let hint = relay_hint.or_else(|| self.peers.get(&to).and_then(|p| p.relay));
+        let Some(relay) = self.relay_link(hint) else {
+            return false;
+        };
+        let mut plain = alloc::vec![0u8; self.config.limits.max_frame_size];
+        let Ok(n) = Frame::new(message).encode(&mut plain) else {
+            return false;
+        };
+        let id = match message.route() {
+            Some(r) => r.id,
+            None => self.new_id(),
+        };
+        let mut sealed = alloc::vec![0u8; 16 + n + seal::SEAL_OVERHEAD];
+        sealed[..16].copy_from_slice(&id.0);
+        let Ok(len) = seal::seal(
+            &self.provider,
+            &mut self.rng,
+            self.identity.key_pair(),
+            &to,
+            &id,
+            &plain[..n],
+            &mut sealed[16..],
+        ) else {
+            return false;
+        };
+        sealed.truncate(16 + len);
+        let relayed = Message::Relay(Relay {
+            peer: to,
+            stage: RelayStage::Sealed,
+            payload: &sealed,
+        });
+        self.send_on(now, relay, relayed, class).is_ok()
+    }
+
+    /// A sealed box arrived through `relay` from `from`.
+    pub(crate) fn on_sealed(
+        &mut self,
+        now: Timestamp,
+        relay: LinkId,
+        from: NodeKey,
+        payload: &[u8],
+    ) {
+        let Some((id, boxed)) = payload.split_first_chunk::<16>() else {
+            self.stats.drop(DropCause::Invalid);
+            return;
+        };
+        let id = MessageId(*id);
+        let mut plain = alloc::vec![0u8; boxed.len()];
+        let Ok((sender, n)) = seal::open(
+            &self.provider,
+            self.identity.key_pair(),
+            &id,
+            boxed,
+            &mut plain,
+        ) else {
+            self.stats.drop(DropCause::Invalid);
+            return;
+        };
+        if sender != from {
+            self.stats.drop(DropCause::Invalid);
+            return;
+        }
+        let limits = self.config.limits;
+        let Ok(frame) = Frame::decode(&plain[..n], &limits) else {
+            self.stats.drop(DropCause::Invalid);
+            return;
+        };
+        match frame.message {
+            Message::Whisper(w) if w.route.id == id => self.on_whisper(now, sender, None, w),
+            Message::Ack(a) => self.on_ack(a.id),
+            _ => self.stats.drop(DropCause::Unhandled),
+        }
+        let _ = relay;
+    }
+
+    /// A whisper from `from` (over `link`, or sealed when `None`).
+    pub(crate) fn on_whisper(
+        &mut self,
+        now: Timestamp,
+        from: NodeKey,
+        link: Option<LinkId>,
+        w: Whisper<'_>,
+    ) {
+        if w.target != *self.identity.node_id().key() {
+            self.stats.drop(DropCause::NoRoute);
+            return;
+        }
+        if Message::Whisper(w)
+            .validate_at(now, &self.config.limits)
+            .is_err()
+        {
+            self.stats.drop(DropCause::Invalid);
+            return;
+        }
+        let first = self.seen.insert(now, w.route.id, Verdict::Accepted);
+        // Acknowledge every copy: the sender may have missed an earlier acknowledgement.
+        let ack = Message::Ack(Ack { id: w.route.id });
+        let relay = self.peers.get(&from).and_then(|p| p.relay);
+        match link {
+            Some(l) if self.links.contains_key(&l) => {
+                let _ = self.send_on(now, l, ack, Class::Control);
+                self.flush_tunnels(now);
+            }
+            _ => {
+                self.send_private(now, from, ack, relay, Class::Control);
+            }
+        }
+        if !first {
+            self.stats.duplicates += 1;
+            self.stats.drop(DropCause::Duplicate);
+            return;
+        }
+        self.note_whisper_latency(now, &w.route);
+        self.push_event(Event::Whisper {
+            id: w.route.id,
+            from,
+            tag: w.tag,
+            payload: w.payload.to_vec(),
+        });
+    }
+
+    fn note_whisper_latency(&mut self, now: Timestamp, route: &Route) {
+        self.stats.messages_delivered += 1;
+        self.stats.latency_sum_ms += now.as_millis().saturating_sub(route.timestamp);
+        self.stats.latency_samples += 1;
+    }
+
+    /// An acknowledgement.
+    pub(crate) fn on_ack(&mut self, id: MessageId) {
+        if self.pending.remove(&id).is_some() {
+            self.stats.whispers_delivered += 1;
+            self.push_event(Event::WhisperDelivered { id });
+        }
+    }
+
+    /// The relay says `peer` is not connected: retry sooner is pointless, keep the schedule.
+    pub(crate) fn whisper_unreachable(&mut self, _now: Timestamp, peer: NodeKey) {
+        for p in self.pending.values_mut() {
+            if p.to == peer {
+                p.routed = false;
+            }
+        }
+    }
+
+    /// Retransmissions and failures.
+    pub(crate) fn whisper_timers(&mut self, now: Timestamp) {
+        let due: Vec<MessageId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.next_try <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(mut p) = self.pending.remove(&id) else {
+                continue;
+            };
+            if p.attempts >= self.config.whisper_attempts {
+                let reason = if p.routed {
+                    WhisperFailure::NoAck
+                } else {
+                    WhisperFailure::NoRoute
+                };
+                self.stats.whispers_failed += 1;
+                self.push_event(Event::WhisperFailed { id, reason });
+                continue;
+            }
+            self.try_whisper(now, &mut p);
+            self.pending.insert(id, p);
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! A deterministic in-memory network for engine tests: one real `Relay`, N real `Engine`s, real
+//! crypto, records passed by hand in order. Direct links (WebSocket or WebRTC) are emulated as
+//! in-memory pipes; WebRTC signals really travel through the engines (end to end, via the relay).
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+use whispurr_core::{
+    Identity, NodeKey, Timestamp,
+    crypto::RustCrypto,
+    engine::{Action, Addr, Config, Engine, Event, LinkId},
+    relay::{ClientId, Relay, RelayConfig, RelayEvent},
+};
+
+pub type Node = Engine<RustCrypto, ChaCha20Rng>;
+
+pub const START: Timestamp = Timestamp::from_millis(1_764_000_000_000);
+
+pub struct Net {
+    pub now: Timestamp,
+    pub relay: Relay<RustCrypto, ChaCha20Rng>,
+    pub nodes: Vec<Node>,
+    pub events: Vec<Vec<Event>>,
+    /// (node, link) → relay client, and back.
+    to_relay: BTreeMap<(usize, LinkId), ClientId>,
+    from_relay: BTreeMap<ClientId, (usize, LinkId)>,
+    /// Direct pipes: (node, link) → (node, link).
+    pipes: BTreeMap<(usize, LinkId), (usize, LinkId)>,
+    /// WebRTC links waiting for their counterpart: (node, peer key) → link.
+    webrtc: BTreeMap<(usize, NodeKey), LinkId>,
+    /// Nodes that are "dead": they neither send nor receive.
+    pub dead: BTreeSet<usize>,
+    /// Whether the relay accepts connections.
+    pub relay_up: bool,
+    /// Signals seen by adapters (count).
+    pub signals: usize,
+    buf: Vec<u8>,
+}
+
+impl Net {
+    pub fn new(n: usize, config: impl Fn(usize) -> Config) -> Self {
+        Self::with_relay(n, config, RelayConfig::default())
+    }
+
+    pub fn with_relay(
+        n: usize,
+        config: impl Fn(usize) -> Config,
+        relay_config: RelayConfig,
+    ) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(1000);
+        let relay_id = Identity::generate(&mut rng, START);
+        let relay = Relay::new(
+            relay_id,
+            relay_config,
+            RustCrypto,
+            ChaCha20Rng::seed_from_u64(1001),
+        );
+        let nodes = (0..n)
+            .map(|i| {
+                let mut rng = ChaCha20Rng::seed_from_u64(i as u64);
+                let id = Identity::generate(&mut rng, START);
+                Engine::new(id, config(i), RustCrypto, rng, START)
+            })
+            .collect();
+        Net {
+            now: START,
+            relay,
+            nodes,
+            events: (0..n).map(|_| Vec::new()).collect(),
+            to_relay: BTreeMap::new(),
+            from_relay: BTreeMap::new(),
+            pipes: BTreeMap::new(),
+            webrtc: BTreeMap::new(),
+            dead: BTreeSet::new(),
+            relay_up: true,
+            signals: 0,
+            buf: vec![0u8; 70_000],
+        }
+    }
+
+    pub fn key(&self, i: usize) -> NodeKey {
+        *self.nodes[i].node_id().key()
+    }
+
+    /// Every node connects to the relay.
+    pub fn connect_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.nodes[i].add_relay(self.now, "relay").unwrap();
+        }
+        self.settle();
+    }
+
+    /// Drives everything until nothing moves (bounded).
+    pub fn settle(&mut self) {
+        for _ in 0..10_000 {
+            if !self.step() {
+                return;
+            }
+        }
+        panic!("network did not settle");
+    }
+
+    /// One round of moving actions, records and events. Returns whether anything moved.
+    pub fn step(&mut self) -> bool {
+        let mut moved = false;
+        let now = self.now;
+        for i in 0..self.nodes.len() {
+            while let Some(action) = self.nodes[i].poll_action() {
+                moved = true;
+                self.act(i, action);
+            }
+            while let Some(t) = self.nodes[i].poll_transmit(now, &mut self.buf) {
+                moved = true;
+                let mut data = self.buf[..t.len].to_vec();
+                if self.dead.contains(&i) {
+                    continue;
+                }
+                if let Some(client) = self.to_relay.get(&(i, t.link)).copied() {
+                    let _ = self.relay.handle_data(now, client, &mut data);
+                } else if let Some((j, l)) = self.pipes.get(&(i, t.link)).copied()
+                    && !self.dead.contains(&j)
+                {
+                    let _ = self.nodes[j].handle_data(now, l, &mut data);
+                }
+            }
+            while let Some(e) = self.nodes[i].poll_event() {
+                self.events[i].push(e);
+            }
+        }
+        while let Some(t) = self.relay.poll_transmit(&mut self.buf) {
+            moved = true;
+            let mut data = self.buf[..t.len].to_vec();
+            if let Some((i, link)) = self.from_relay.get(&t.client).copied()
+                && !self.dead.contains(&i)
+            {
+                let _ = self.nodes[i].handle_data(now, link, &mut data);
+            }
+        }
+        while let Some(e) = self.relay.poll_event() {
+            if let RelayEvent::Closed { client, .. } = e
+                && let Some((i, link)) = self.from_relay.remove(&client)
+            {
+                moved = true;
+                self.to_relay.remove(&(i, link));
+                let _ = self.nodes[i].handle_link_down(now, link);
+            }
+        }
+        moved
+    }
+
+    fn act(&mut self, i: usize, action: Action) {
+        let now = self.now;
+        match action {
+            Action::Connect {
+                link,
+                addr: Addr::Relay(_),
+            } => {
+                if !self.relay_up || self.dead.contains(&i) {
+                    let _ = self.nodes[i].handle_link_down(now, link);
+                    return;
+                }
+                let client = self.relay.handle_connect(now).unwrap();
+                self.to_relay.insert((i, link), client);
+                self.from_relay.insert(client, (i, link));
+                self.nodes[i].handle_link_up(now, link).unwrap();
+            }
+            Action::Connect {
+                link,
+                addr: Addr::WebRtc { peer, offerer },
+            } => {
+                let me = self.key(i);
+                self.webrtc.insert((i, peer), link);
+                if offerer {
+                    // The adapter's peer connection produces an offer.
+                    self.nodes[i]
+                        .handle_signal(now, link, b"sdp-offer")
+                        .unwrap();
+                }
+                let j = (0..self.nodes.len()).find(|&j| self.key(j) == peer);
+                if let Some(j) = j
+                    && let Some(other) = self.webrtc.get(&(j, me)).copied()
+                {
+                    self.pipes.insert((i, link), (j, other));
+                    self.pipes.insert((j, other), (i, link));
+                    // Offerer side first: its handshake message must find the answerer up.
+                    let (a, al, b, bl) = if offerer {
+                        (j, other, i, link)
+                    } else {
+                        (i, link, j, other)
+                    };
+                    self.nodes[a].handle_link_up(now, al).unwrap();
+                    self.nodes[b].handle_link_up(now, bl).unwrap();
+                }
+            }
+            Action::Connect { link, .. } => {
+                let _ = self.nodes[i].handle_link_down(now, link);
+            }
+            Action::Signal { .. } => self.signals += 1,
+            Action::Close { link } => {
+                if let Some(client) = self.to_relay.remove(&(i, link)) {
+                    self.from_relay.remove(&client);
+                    self.relay.handle_disconnect(now, client);
+                }
+                if let Some((j, l)) = self.pipes.remove(&(i, link)) {
+                    self.pipes.remove(&(j, l));
+                    let _ = self.nodes[j].handle_link_down(now, l);
+                }
+                self.webrtc.retain(|_, l| *l != link);
+            }
+        }
+    }
+
+    /// Advances virtual time in steps, firing timers and settling after each.
+    pub fn run_for(&mut self, total: std::time::Duration, step: std::time::Duration) {
+        let end = self.now.saturating_add(total);
+        while self.now < end {
+            self.now = self.now.saturating_add(step);
+            let now = self.now;
+            for i in 0..self.nodes.len() {
+                if self.dead.contains(&i) {
+                    continue;
+                }
+                if self.nodes[i].poll_timeout().is_some_and(|t| t <= now) {
+                    self.nodes[i].handle_timeout(now).unwrap();
+                }
+            }
+            if self.relay.poll_timeout().is_some_and(|t| t <= now) {
+                self.relay.handle_timeout(now);
+            }
+            self.settle();
+        }
+    }
+
+    /// Takes node i's events.
+    pub fn take(&mut self, i: usize) -> Vec<Event> {
+        std::mem::take(&mut self.events[i])
+    }
+
+    /// Reports every direct pipe down on both ends.
+    pub fn break_direct_links(&mut self) {
+        let pipes: Vec<_> = std::mem::take(&mut self.pipes).into_iter().collect();
+        for ((i, l), _) in pipes {
+            let _ = self.nodes[i].handle_link_down(self.now, l);
+        }
+        self.webrtc.clear();
+        self.settle();
+    }
+
+    /// Reports every relay link down (the relay side too).
+    pub fn drop_relay_links(&mut self) {
+        let links: Vec<_> = std::mem::take(&mut self.to_relay).into_iter().collect();
+        self.from_relay.clear();
+        for ((i, l), client) in links {
+            self.relay.handle_disconnect(self.now, client);
+            let _ = self.nodes[i].handle_link_down(self.now, l);
+        }
+        self.settle();
+    }
+
+    /// Kills node i: its traffic stops both ways and it never fires timers again.
+    pub fn kill(&mut self, i: usize) {
+        self.dead.insert(i);
+    }
+}

@@ -1,0 +1,524 @@
+//! The engine end to end, without I/O: real engines and a real relay in one deterministic
+//! in-memory network (tests/common/net.rs), real crypto throughout.
+
+mod common;
+
+use std::time::Duration;
+
+use common::net::Net;
+use whispurr_core::{
+    engine::{
+        BroadcastAuth, Config, DownReason, Event, Extension, ExtensionContext, ExtensionMessage,
+        PathKind, SendError, WhisperFailure,
+    },
+    wire::MessageType,
+};
+
+const SEC: Duration = Duration::from_secs(1);
+const MS100: Duration = Duration::from_millis(100);
+
+fn count(events: &[Event], f: impl Fn(&Event) -> bool) -> usize {
+    events.iter().filter(|e| f(e)).count()
+}
+
+fn mesh(n: usize) -> Net {
+    let mut net = Net::new(n, |_| Config::default());
+    net.connect_all();
+    for i in 0..n {
+        net.take(i);
+    }
+    net
+}
+
+#[test]
+fn nodes_find_each_other_through_the_relay() {
+    let mut net = Net::new(3, |_| Config::default());
+    net.connect_all();
+    for i in 0..3 {
+        let ev = net.take(i);
+        assert_eq!(
+            count(&ev, |e| matches!(e, Event::RelayUp { .. })),
+            1,
+            "node {i}: {ev:?}"
+        );
+        assert_eq!(
+            count(&ev, |e| matches!(
+                e,
+                Event::PeerUp {
+                    path: PathKind::Relayed,
+                    ..
+                }
+            )),
+            2,
+            "node {i}: {ev:?}"
+        );
+        assert_eq!(net.nodes[i].stats().peers, 2);
+    }
+}
+
+#[test]
+fn whisper_over_a_session_is_delivered_and_acknowledged() {
+    let mut net = mesh(3);
+    let to = net.key(2);
+    let id = net.nodes[0]
+        .whisper(net.now, to, Some("chat"), b"psst")
+        .unwrap();
+    net.settle();
+    let got = net.take(2);
+    let w = got
+        .iter()
+        .find_map(|e| match e {
+            Event::Whisper {
+                id: wid,
+                from,
+                tag,
+                payload,
+            } => Some((*wid, *from, *tag, payload.clone())),
+            _ => None,
+        })
+        .expect("whisper delivered");
+    assert_eq!(w.0, id);
+    assert_eq!(w.1, net.key(0));
+    assert_eq!(
+        w.2,
+        Some(whispurr_core::derive::WhisperTag::from_category("chat"))
+    );
+    assert_eq!(w.3, b"psst");
+    let sent = net.take(0);
+    assert_eq!(
+        count(
+            &sent,
+            |e| matches!(e, Event::WhisperDelivered { id: d } if *d == id)
+        ),
+        1
+    );
+    assert_eq!(
+        count(&net.take(1), |e| matches!(e, Event::Whisper { .. })),
+        0
+    );
+}
+
+#[test]
+fn whisper_without_a_session_travels_sealed_through_the_relay() {
+    let mut net = Net::new(2, |_| Config {
+        auto_connect: false,
+        ..Config::default()
+    });
+    net.connect_all();
+    assert_eq!(
+        net.nodes[0].stats().peers,
+        0,
+        "no sessions without auto_connect"
+    );
+    let to = net.key(1);
+    let id = net.nodes[0]
+        .whisper(net.now, to, None, b"sealed hello")
+        .unwrap();
+    net.settle();
+    let got = net.take(1);
+    assert_eq!(
+        count(
+            &got,
+            |e| matches!(e, Event::Whisper { payload, from, .. } if payload == b"sealed hello" && *from == net.key(0))
+        ),
+        1,
+        "{got:?}"
+    );
+    assert_eq!(
+        count(
+            &net.take(0),
+            |e| matches!(e, Event::WhisperDelivered { id: d } if *d == id)
+        ),
+        1
+    );
+    // The relay forwarded it without being able to read it: it only ever sees RELAY frames.
+    assert!(net.relay.stats().forwarded_frames >= 2);
+}
+
+#[test]
+fn whisper_to_an_unknown_node_fails_with_no_route() {
+    let mut net = mesh(2);
+    let stranger = whispurr_core::NodeKey([0x42; 32]);
+    let id = net.nodes[0]
+        .whisper(net.now, stranger, None, b"anyone?")
+        .unwrap();
+    net.run_for(30 * SEC, MS100);
+    let ev = net.take(0);
+    assert_eq!(
+        count(
+            &ev,
+            |e| matches!(e, Event::WhisperFailed { id: f, reason: WhisperFailure::NoRoute } if *f == id)
+        ),
+        1,
+        "{ev:?}"
+    );
+    assert_eq!(net.nodes[0].stats().whispers_failed, 1);
+    assert!(net.nodes[0].stats().whisper_retries >= 1);
+}
+
+#[test]
+fn whisper_to_a_silent_peer_fails_with_no_ack() {
+    let mut net = mesh(2);
+    net.kill(1);
+    let to = net.key(1);
+    let id = net.nodes[0].whisper(net.now, to, None, b"hello?").unwrap();
+    net.run_for(30 * SEC, MS100);
+    let ev = net.take(0);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::WhisperFailed { id: f, .. } if *f == id)),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, Event::WhisperDelivered { .. }))
+    );
+}
+
+#[test]
+fn signed_broadcast_reaches_everyone_once_and_is_verified_once() {
+    let mut net = mesh(4);
+    let id = net.nodes[0].broadcast(net.now, b"news").unwrap();
+    net.settle();
+    for i in 0..4 {
+        let ev = net.take(i);
+        let got: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Broadcast {
+                    id: b,
+                    origin,
+                    payload,
+                } if *b == id => Some((*origin, payload.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got.len(), 1, "node {i}: {ev:?}");
+        assert_eq!(got[0].0, Some(*net.nodes[0].node_id()));
+        assert_eq!(got[0].1, b"news");
+    }
+    for i in 1..4 {
+        let s = net.nodes[i].stats();
+        assert_eq!(s.signatures_verified, 1, "node {i} verified more than once");
+        assert!(
+            s.duplicates >= 1,
+            "full mesh flooding must produce duplicates"
+        );
+    }
+}
+
+#[test]
+fn anonymous_broadcast_has_no_origin() {
+    let mut net = mesh(3);
+    let id = net.nodes[1]
+        .broadcast_with(net.now, b"whoami", BroadcastAuth::Anonymous)
+        .unwrap();
+    net.settle();
+    let ev = net.take(2);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Broadcast { id: b, origin: None, .. } if *b == id))
+    );
+    assert_eq!(net.nodes[2].stats().signatures_verified, 0);
+}
+
+#[test]
+fn broadcast_hop_limit_stops_forwarding() {
+    // A line 0 - 1 - 2 cannot be built through one relay (everyone meets everyone), so check
+    // the hop rule where it applies: a hop limit of 1 is never forwarded.
+    let mut net = Net::new(3, |_| Config {
+        default_hop_limit: 1,
+        ..Config::default()
+    });
+    net.connect_all();
+    net.nodes[0].broadcast(net.now, b"one hop").unwrap();
+    net.settle();
+    for i in 1..3 {
+        assert_eq!(net.nodes[i].stats().messages_forwarded, 0);
+        assert_eq!(net.nodes[i].stats().duplicates, 0);
+    }
+}
+
+#[test]
+fn resonance_reaches_only_attuned_nodes_and_only_they_can_read_it() {
+    let mut net = mesh(3);
+    let now = net.now;
+    net.nodes[0].attune(now, "chess").unwrap();
+    net.nodes[1].attune(now, "chess").unwrap();
+    net.nodes[2].attune(now, "go").unwrap();
+    net.settle();
+    let id = net.nodes[0]
+        .resonate(net.now, "chess", 0.8, b"e2-e4")
+        .unwrap();
+    net.settle();
+    let ev = net.take(1);
+    assert_eq!(
+        count(
+            &ev,
+            |e| matches!(e, Event::Resonance { id: r, intent, payload, strength } if *r == id && intent == "chess" && payload == b"e2-e4" && (*strength - 0.8).abs() < 1e-6)
+        ),
+        1,
+        "{ev:?}"
+    );
+    assert_eq!(
+        count(&net.take(2), |e| matches!(e, Event::Resonance { .. })),
+        0
+    );
+    assert_eq!(
+        net.nodes[2].stats().gossip_received,
+        0,
+        "not even sent to the unattuned node"
+    );
+    // Below the minimum strength it is not delivered.
+    net.nodes[1].detune(net.now, "chess").unwrap();
+    net.settle();
+    assert_eq!(
+        net.nodes[0].resonate(net.now, "chess", 0.9, b"x"),
+        Err(SendError::NoRoute)
+    );
+}
+
+#[test]
+fn resonance_strength_below_minimum_is_not_delivered() {
+    let mut net = Net::new(2, |_| Config {
+        min_strength: 0.5,
+        ..Config::default()
+    });
+    net.connect_all();
+    let now = net.now;
+    net.nodes[0].attune(now, "quiet").unwrap();
+    net.nodes[1].attune(now, "quiet").unwrap();
+    net.settle();
+    net.take(1);
+    net.nodes[0]
+        .resonate(net.now, "quiet", 0.2, b"weak")
+        .unwrap();
+    net.settle();
+    assert_eq!(
+        count(&net.take(1), |e| matches!(e, Event::Resonance { .. })),
+        0
+    );
+    assert_eq!(net.nodes[1].stats().dropped_not_resonant, 1);
+}
+
+/// A test extension: echoes what it gets as an event, replies "pong" to "ping".
+#[derive(Default)]
+struct Echo {
+    inits: usize,
+    ticks: usize,
+    shutdowns: usize,
+}
+
+impl Extension for Echo {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+    fn message_types(&self) -> Vec<MessageType> {
+        vec![MessageType::Custom(0x90)]
+    }
+    fn init(&mut self, _ctx: &mut ExtensionContext<'_>) {
+        self.inits += 1;
+    }
+    fn handle_message(&mut self, ctx: &mut ExtensionContext<'_>, msg: ExtensionMessage<'_>) {
+        ctx.emit(msg.payload.to_vec());
+        if msg.payload == b"ping" {
+            ctx.send(msg.kind, Some(msg.from), b"pong".to_vec())
+                .unwrap();
+        }
+    }
+    fn tick(&mut self, _ctx: &mut ExtensionContext<'_>) {
+        self.ticks += 1;
+    }
+    fn shutdown(&mut self, _ctx: &mut ExtensionContext<'_>) {
+        self.shutdowns += 1;
+    }
+}
+
+fn ext_payloads(events: &[Event]) -> Vec<Vec<u8>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Extension {
+                extension: "echo",
+                event,
+            } => event.downcast_ref::<Vec<u8>>().cloned(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn extensions_receive_their_types_and_send_through_the_engine() {
+    let mut net = mesh(3);
+    let now = net.now;
+    for i in 0..3 {
+        net.nodes[i]
+            .register_extension(now, Box::new(Echo::default()))
+            .unwrap();
+    }
+    assert!(matches!(
+        net.nodes[0].register_extension(now, Box::new(Echo::default())),
+        Err(whispurr_core::engine::EngineError::DuplicateExtension(
+            MessageType::Custom(0x90)
+        ))
+    ));
+    let to = net.key(1);
+    net.nodes[0]
+        .send_extension(now, MessageType::Custom(0x90), Some(to), b"ping")
+        .unwrap();
+    net.settle();
+    assert_eq!(ext_payloads(&net.take(1)), vec![b"ping".to_vec()]);
+    assert_eq!(ext_payloads(&net.take(0)), vec![b"pong".to_vec()]);
+    assert!(ext_payloads(&net.take(2)).is_empty());
+    // To everyone.
+    net.nodes[2]
+        .send_extension(net.now, MessageType::Custom(0x90), None, b"all")
+        .unwrap();
+    net.settle();
+    assert_eq!(ext_payloads(&net.take(0)), vec![b"all".to_vec()]);
+    assert_eq!(ext_payloads(&net.take(1)), vec![b"all".to_vec()]);
+    // Lifecycle.
+    net.run_for(3 * SEC, MS100);
+    let ticks = net.nodes[0]
+        .with_extension(net.now, |e: &mut Echo, _| (e.inits, e.ticks))
+        .unwrap();
+    assert_eq!(ticks.0, 1);
+    assert!(ticks.1 >= 2, "ticks {}", ticks.1);
+    net.nodes[0].shutdown(net.now);
+    assert_eq!(
+        net.nodes[0].with_extension(net.now, |e: &mut Echo, _| e.shutdowns),
+        Some(1)
+    );
+    // Unregistered types are refused.
+    assert_eq!(
+        net.nodes[0].send_extension(net.now, MessageType::Custom(0x91), None, b"x"),
+        Err(SendError::UnknownExtension)
+    );
+}
+
+#[test]
+fn a_dead_peer_is_detected_and_reported() {
+    let mut net = mesh(3);
+    net.kill(2);
+    let dead = net.key(2);
+    net.run_for(30 * SEC, MS100);
+    for i in 0..2 {
+        let ev = net.take(i);
+        assert_eq!(
+            count(
+                &ev,
+                |e| matches!(e, Event::PeerDown { peer, reason: DownReason::Timeout } if *peer == dead)
+            ),
+            1,
+            "node {i}: {ev:?}"
+        );
+        assert_eq!(net.nodes[i].stats().peers, 1);
+    }
+}
+
+#[test]
+fn heartbeats_measure_quality() {
+    let mut net = mesh(2);
+    net.run_for(12 * SEC, MS100);
+    let q = net.nodes[0].peer_quality(&net.key(1)).unwrap();
+    assert!(q.pings_sent >= 2 && q.pongs_received >= 2, "{q:?}");
+    assert_eq!(q.loss(), 0.0);
+    assert!(q.score() > 0.9, "{q:?}");
+}
+
+#[test]
+fn direct_path_upgrade_and_fallback_to_the_relay() {
+    use whispurr_core::{crypto::link::LinkConfig, engine::CAP_WEBRTC};
+    let mut net = Net::new(2, |_| Config {
+        link: LinkConfig {
+            capabilities: CAP_WEBRTC,
+            ..LinkConfig::default()
+        },
+        ..Config::default()
+    });
+    net.connect_all();
+    net.run_for(SEC, MS100);
+    assert!(
+        net.signals >= 1,
+        "the signal travelled through the relay tunnel"
+    );
+    for i in 0..2 {
+        let ev = net.take(i);
+        assert_eq!(
+            count(&ev, |e| matches!(
+                e,
+                Event::PeerUp {
+                    path: PathKind::Direct,
+                    ..
+                }
+            )),
+            1,
+            "node {i}: {ev:?}"
+        );
+    }
+    // Traffic now goes direct: the relay forwards nothing new.
+    let before = net.relay.stats().forwarded_frames;
+    let (now, to) = (net.now, net.key(1));
+    net.nodes[0].whisper(now, to, None, b"direct").unwrap();
+    net.settle();
+    assert_eq!(net.relay.stats().forwarded_frames, before);
+    assert_eq!(
+        count(&net.take(1), |e| matches!(e, Event::Whisper { .. })),
+        1
+    );
+    // The direct link dies: back to the relay at once.
+    net.break_direct_links();
+    for i in 0..2 {
+        let ev = net.take(i);
+        assert_eq!(
+            count(&ev, |e| matches!(
+                e,
+                Event::PeerUp {
+                    path: PathKind::Relayed,
+                    ..
+                }
+            )),
+            1,
+            "node {i}: {ev:?}"
+        );
+    }
+    net.nodes[0].whisper(now, to, None, b"relayed").unwrap();
+    net.settle();
+    assert_eq!(
+        count(&net.take(1), |e| matches!(e, Event::Whisper { .. })),
+        1
+    );
+    assert!(net.relay.stats().forwarded_frames > before);
+}
+
+#[test]
+fn relay_reconnects_with_backoff() {
+    let mut net = mesh(1);
+    net.relay_up = false;
+    net.drop_relay_links();
+    net.run_for(10 * SEC, MS100);
+    let ev = net.take(0);
+    let downs = count(&ev, |e| matches!(e, Event::RelayDown { .. }));
+    // 0.5 s, 1 s, 2 s, 4 s (+ up to 25 % spread): 4 or 5 attempts in 10 s, not 100.
+    assert!(
+        (3..=6).contains(&downs),
+        "{downs} relay-down events: {ev:?}"
+    );
+    net.relay_up = true;
+    net.run_for(20 * SEC, MS100);
+    assert_eq!(
+        count(&net.take(0), |e| matches!(e, Event::RelayUp { .. })),
+        1
+    );
+}
+
+#[test]
+fn time_going_backwards_is_an_error() {
+    let mut net = mesh(1);
+    let earlier = net.now.saturating_sub(SEC);
+    assert!(net.nodes[0].handle_timeout(earlier).is_err());
+    assert_eq!(
+        net.nodes[0].broadcast(earlier, b"x"),
+        Err(SendError::TimeWentBackwards)
+    );
+}
