@@ -5,3 +5,5 @@
 /// One sample message of every type, the same set the core's tests and codec benchmark use.
 #[path = "../../core/tests/common/samples.rs"]
 pub mod samples;
+
+pub mod extensions;

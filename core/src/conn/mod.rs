@@ -70,6 +70,8 @@ enum State<P: CryptoProvider> {
 /// An authenticated connection (see the module docs).
 pub struct Conn<P: CryptoProvider> {
     state: State<P>,
+    /// Who the handshake proved the peer to be; kept after the connection closes.
+    peer: Option<PeerInfo>,
     outbox: VecDeque<Vec<u8>>,
     queued_bytes: usize,
     max_queue_bytes: usize,
@@ -136,6 +138,7 @@ impl<P: CryptoProvider> Conn<P> {
     ) -> Self {
         Conn {
             state: State::Handshaking(Box::new(hs)),
+            peer: None,
             outbox: VecDeque::new(),
             queued_bytes: 0,
             max_queue_bytes,
@@ -170,12 +173,9 @@ impl<P: CryptoProvider> Conn<P> {
         matches!(self.state, State::Closed)
     }
 
-    /// The authenticated peer, once established.
+    /// The authenticated peer, once established (and still after the connection closes).
     pub fn peer(&self) -> Option<&PeerInfo> {
-        match &self.state {
-            State::Established(_, p) => Some(p),
-            _ => None,
-        }
+        self.peer.as_ref()
     }
 
     /// Marks the connection closed and drops its queue.
@@ -217,6 +217,7 @@ impl<P: CryptoProvider> Conn<P> {
                 };
                 let (session, info) = hs.finish()?;
                 self.state = State::Established(session, info);
+                self.peer = Some(info);
                 Ok(Received::Established(info))
             }
         }

@@ -265,6 +265,21 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// Closes a link and everything that depended on it; emits the adapter action for
     /// transport links and the events the application should see.
     pub(crate) fn close_link(&mut self, now: Timestamp, link: LinkId, reason: DownReason) {
+        let local = matches!(reason, DownReason::Limit | DownReason::Shutdown);
+        if local
+            && let Some(LinkEntry {
+                kind: LinkKind::Tunnel { .. },
+                ..
+            }) = self.links.get(&link)
+        {
+            // A tunnel has no socket to close: tell the peer before forgetting it.
+            let bye = Message::Goodbye(crate::wire::Goodbye {
+                code: 1,
+                reason: "closing",
+            });
+            let _ = self.send_on(now, link, bye, Class::Control);
+            self.flush_tunnels(now);
+        }
         let Some(entry) = self.links.remove(&link) else {
             return;
         };
@@ -387,6 +402,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             match &l.conn {
                 Some(c) if c.is_established() => {
                     at(l.next_ping);
+                    if self.config.obfuscation.cover_interval.is_some() && l.next_cover.is_none() {
+                        at(l.opened);
+                    }
                     at(c.last_recv.saturating_add(self.config.dead_after));
                     if let Some(h) = l.hold_until {
                         at(h);
