@@ -38,8 +38,21 @@ impl RawPeer {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let identity = Identity::generate(&mut rng, START);
         let link = engine.handle_incoming(START).unwrap();
-        let conn = Conn::initiator(RustCrypto, &identity, None, LinkConfig::default(), 1 << 20, 70_000, START, &mut rng);
-        let mut peer = RawPeer { identity, conn, link };
+        let conn = Conn::initiator(
+            RustCrypto,
+            &identity,
+            None,
+            LinkConfig::default(),
+            1 << 20,
+            70_000,
+            START,
+            &mut rng,
+        );
+        let mut peer = RawPeer {
+            identity,
+            conn,
+            link,
+        };
         peer.pump(engine);
         assert!(peer.conn.is_established());
         peer
@@ -74,7 +87,9 @@ impl RawPeer {
     }
 
     fn send(&mut self, engine: &mut Node, message: Message<'_>) {
-        self.conn.queue_frame(&Frame::new(message), 0, true).unwrap();
+        self.conn
+            .queue_frame(&Frame::new(message), 0, true)
+            .unwrap();
         self.pump(engine);
     }
 }
@@ -99,9 +114,14 @@ fn garbage_before_the_handshake_closes_the_link() {
     let link = engine.handle_incoming(START).unwrap();
     engine.handle_data(START, link, &mut [0xffu8; 7]).unwrap();
     assert_eq!(engine.stats().links_failed, 1);
-    assert!(matches!(engine.poll_action(), Some(whispurr_core::engine::Action::Close { link: l }) if l == link));
+    assert!(
+        matches!(engine.poll_action(), Some(whispurr_core::engine::Action::Close { link: l }) if l == link)
+    );
     // The link is gone: more bytes on it are API misuse, reported as such.
-    assert_eq!(engine.handle_data(START, link, &mut [1u8; 3]), Err(EngineError::UnknownLink(link)));
+    assert_eq!(
+        engine.handle_data(START, link, &mut [1u8; 3]),
+        Err(EngineError::UnknownLink(link))
+    );
 }
 
 #[test]
@@ -109,13 +129,25 @@ fn tampered_record_after_the_handshake_closes_the_link() {
     let mut engine = node(1, Config::default());
     let mut peer = RawPeer::connect(&mut engine, 2);
     events(&mut engine);
-    peer.conn.queue_frame(&Frame::new(Message::Ping(whispurr_core::wire::Ping { id: 1, sent_at: 0 })), 0, true).unwrap();
+    peer.conn
+        .queue_frame(
+            &Frame::new(Message::Ping(whispurr_core::wire::Ping {
+                id: 1,
+                sent_at: 0,
+            })),
+            0,
+            true,
+        )
+        .unwrap();
     let mut record = peer.conn.pop_record().unwrap();
     record[3] ^= 1;
     engine.handle_data(START, peer.link, &mut record).unwrap();
     assert_eq!(engine.stats().links_failed, 1);
     let ev = events(&mut engine);
-    assert!(ev.iter().any(|e| matches!(e, Event::PeerDown { .. })), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::PeerDown { .. })),
+        "{ev:?}"
+    );
 }
 
 #[test]
@@ -153,7 +185,13 @@ fn forged_broadcast_is_rejected_once_and_its_copies_are_not_verified_again() {
     events(&mut engine);
     let payload = b"forged".to_vec();
     // Signed by the peer, but claiming a different payload.
-    let sig = sign_broadcast(&RustCrypto, peer.identity.key_pair(), peer.identity.node_id(), &route(3), b"original");
+    let sig = sign_broadcast(
+        &RustCrypto,
+        peer.identity.key_pair(),
+        peer.identity.node_id(),
+        &route(3),
+        b"original",
+    );
     let forged = Message::Broadcast(Broadcast {
         route: route(3),
         origin: Some(*peer.identity.node_id()),
@@ -166,9 +204,19 @@ fn forged_broadcast_is_rejected_once_and_its_copies_are_not_verified_again() {
     assert_eq!(s.signatures_verified, 1);
     assert_eq!(s.dropped_bad_signature, 1);
     assert_eq!(s.dropped_duplicate, 1);
-    assert!(!events(&mut engine).iter().any(|e| matches!(e, Event::Broadcast { .. })));
+    assert!(
+        !events(&mut engine)
+            .iter()
+            .any(|e| matches!(e, Event::Broadcast { .. }))
+    );
     // A genuine one goes through.
-    let sig = sign_broadcast(&RustCrypto, peer.identity.key_pair(), peer.identity.node_id(), &route(4), b"real");
+    let sig = sign_broadcast(
+        &RustCrypto,
+        peer.identity.key_pair(),
+        peer.identity.node_id(),
+        &route(4),
+        b"real",
+    );
     peer.send(
         &mut engine,
         Message::Broadcast(Broadcast {
@@ -178,7 +226,11 @@ fn forged_broadcast_is_rejected_once_and_its_copies_are_not_verified_again() {
             signature: Some(sig),
         }),
     );
-    assert!(events(&mut engine).iter().any(|e| matches!(e, Event::Broadcast { payload, .. } if payload == b"real")));
+    assert!(
+        events(&mut engine)
+            .iter()
+            .any(|e| matches!(e, Event::Broadcast { payload, .. } if payload == b"real"))
+    );
     let _ = Signature([0; 64]);
 }
 
@@ -211,7 +263,9 @@ fn relay_only_frames_from_a_peer_are_counted_not_obeyed() {
     let mut peer = RawPeer::connect(&mut engine, 2);
     peer.send(
         &mut engine,
-        Message::Unreachable(whispurr_core::wire::Unreachable { peer: NodeKey([1; 32]) }),
+        Message::Unreachable(whispurr_core::wire::Unreachable {
+            peer: NodeKey([1; 32]),
+        }),
     );
     assert_eq!(engine.stats().dropped_unhandled, 1);
     assert_eq!(engine.stats().links_failed, 0);
@@ -219,10 +273,19 @@ fn relay_only_frames_from_a_peer_are_counted_not_obeyed() {
 
 #[test]
 fn max_links_is_enforced() {
-    let mut engine = node(1, Config { max_links: 2, ..Config::default() });
+    let mut engine = node(
+        1,
+        Config {
+            max_links: 2,
+            ..Config::default()
+        },
+    );
     engine.handle_incoming(START).unwrap();
     engine.handle_incoming(START).unwrap();
-    assert_eq!(engine.handle_incoming(START), Err(EngineError::TooManyLinks));
+    assert_eq!(
+        engine.handle_incoming(START),
+        Err(EngineError::TooManyLinks)
+    );
 }
 
 #[test]
@@ -250,7 +313,10 @@ fn pending_whisper_cap_is_reported() {
     let now = net.now;
     net.nodes[0].whisper(now, to, None, b"1").unwrap();
     net.nodes[0].whisper(now, to, None, b"2").unwrap();
-    assert_eq!(net.nodes[0].whisper(now, to, None, b"3"), Err(SendError::TooManyPending));
+    assert_eq!(
+        net.nodes[0].whisper(now, to, None, b"3"),
+        Err(SendError::TooManyPending)
+    );
 }
 
 #[test]
@@ -260,8 +326,14 @@ fn payload_size_limit_is_reported() {
     let now = net.now;
     let big = vec![0u8; 70_000];
     let to = net.key(1);
-    assert!(matches!(net.nodes[0].whisper(now, to, None, &big), Err(SendError::TooLarge(_))));
-    assert!(matches!(net.nodes[0].broadcast(now, &big), Err(SendError::TooLarge(_))));
+    assert!(matches!(
+        net.nodes[0].whisper(now, to, None, &big),
+        Err(SendError::TooLarge(_))
+    ));
+    assert!(matches!(
+        net.nodes[0].broadcast(now, &big),
+        Err(SendError::TooLarge(_))
+    ));
 }
 
 #[test]
@@ -289,7 +361,13 @@ fn event_queue_cap_drops_oldest_and_counts() {
 
 #[test]
 fn seen_set_cap_evicts_oldest() {
-    let mut engine = node(1, Config { max_seen: 4, ..Config::default() });
+    let mut engine = node(
+        1,
+        Config {
+            max_seen: 4,
+            ..Config::default()
+        },
+    );
     let mut peer = RawPeer::connect(&mut engine, 2);
     for k in 0..6u8 {
         peer.send(
@@ -312,16 +390,22 @@ fn seen_set_cap_evicts_oldest() {
             signature: None,
         }),
     );
-    let delivered = events(&mut engine).iter().filter(|e| matches!(e, Event::Broadcast { .. })).count();
+    let delivered = events(&mut engine)
+        .iter()
+        .filter(|e| matches!(e, Event::Broadcast { .. }))
+        .count();
     assert_eq!(delivered, 7);
 }
 
 #[test]
 fn send_queue_cap_sheds_cover_and_forwards_before_own_messages() {
-    let mut engine = node(1, Config {
-        max_queue_bytes: 2_000,
-        ..Config::default()
-    });
+    let mut engine = node(
+        1,
+        Config {
+            max_queue_bytes: 2_000,
+            ..Config::default()
+        },
+    );
     let mut peer = RawPeer::connect(&mut engine, 2);
     events(&mut engine);
     // Without transmitting, own broadcasts fill the link's queue up to the cap, then fail.
@@ -337,7 +421,10 @@ fn send_queue_cap_sheds_cover_and_forwards_before_own_messages() {
     assert!(ok >= 1 && full >= 1, "ok {ok}, full {full}");
     assert!(engine.stats().dropped_queue_full >= full as u64);
     // Control traffic still gets through (heartbeats): the peer can still ping us.
-    peer.send(&mut engine, Message::Ping(whispurr_core::wire::Ping { id: 7, sent_at: 0 }));
+    peer.send(
+        &mut engine,
+        Message::Ping(whispurr_core::wire::Ping { id: 7, sent_at: 0 }),
+    );
     let frames = peer.pump(&mut engine);
     assert!(!frames.is_empty() || engine.stats().frames_sent > 0);
 }
@@ -370,7 +457,10 @@ fn padding_puts_every_record_on_a_bucket() {
     // Records through the relay carry a relay frame around a padded tunnel record; the outer
     // record is padded too, so every size is a bucket.
     for s in &sizes {
-        assert!([128, 256, 512, 1024, 2048].contains(s), "record of {s} bytes: {sizes:?}");
+        assert!(
+            [128, 256, 512, 1024, 2048].contains(s),
+            "record of {s} bytes: {sizes:?}"
+        );
     }
 }
 
@@ -390,7 +480,11 @@ fn jitter_delays_but_delivers() {
     let now = net.now;
     net.nodes[0].broadcast(now, b"later").unwrap();
     net.run_for(SEC, Duration::from_millis(10));
-    assert!(net.take(1).iter().any(|e| matches!(e, Event::Broadcast { payload, .. } if payload == b"later")));
+    assert!(
+        net.take(1)
+            .iter()
+            .any(|e| matches!(e, Event::Broadcast { payload, .. } if payload == b"later"))
+    );
     assert!(net.nodes[0].stats().jitter_delays > 0);
 }
 

@@ -63,7 +63,7 @@ pub enum Received {
 
 enum State<P: CryptoProvider> {
     Handshaking(Box<LinkHandshake<P>>),
-    Established(Session<P>, PeerInfo),
+    Established(Session<P>),
     Closed,
 }
 
@@ -86,7 +86,7 @@ impl<P: CryptoProvider> core::fmt::Debug for Conn<P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let state = match &self.state {
             State::Handshaking(_) => "handshaking",
-            State::Established(..) => "established",
+            State::Established(_) => "established",
             State::Closed => "closed",
         };
         f.debug_struct("Conn")
@@ -165,7 +165,7 @@ impl<P: CryptoProvider> Conn<P> {
 
     /// Whether the handshake has completed and the connection is open.
     pub fn is_established(&self) -> bool {
-        matches!(self.state, State::Established(..))
+        matches!(self.state, State::Established(_))
     }
 
     /// Whether the connection has failed or been closed.
@@ -201,7 +201,7 @@ impl<P: CryptoProvider> Conn<P> {
         }
         match &mut self.state {
             State::Closed => Err(ConnError::Closed),
-            State::Established(session, _) => Ok(Received::Frame(session.open(data)?)),
+            State::Established(session) => Ok(Received::Frame(session.open(data)?)),
             State::Handshaking(hs) => {
                 hs.read_message(data)?;
                 self.write_handshake()?;
@@ -216,7 +216,7 @@ impl<P: CryptoProvider> Conn<P> {
                     unreachable!()
                 };
                 let (session, info) = hs.finish()?;
-                self.state = State::Established(session, info);
+                self.state = State::Established(session);
                 self.peer = Some(info);
                 Ok(Received::Established(info))
             }
@@ -253,7 +253,7 @@ impl<P: CryptoProvider> Conn<P> {
         pad: impl FnOnce(usize) -> usize,
         bypass_cap: bool,
     ) -> Result<(usize, usize), QueueError> {
-        let State::Established(session, _) = &mut self.state else {
+        let State::Established(session) = &mut self.state else {
             return Err(QueueError::NotEstablished);
         };
         let mut buf = vec![0u8; self.max_record];
