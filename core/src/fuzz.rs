@@ -9,11 +9,13 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     Identity, Timestamp,
+    conn::Conn,
     crypto::{
         RustCrypto,
         link::{LinkConfig, LinkHandshake, MAX_HANDSHAKE_LEN},
         seal,
     },
+    engine::{BroadcastAuth, Config, Engine, LinkId},
     wire::{Frame, Limits, MessageId},
 };
 
@@ -144,5 +146,134 @@ pub fn handshake(data: &[u8]) {
             .expect("a handshake that read message 2 finishes");
         let mut record = rest.to_vec();
         let _ = session.open(&mut record);
+    }
+}
+
+/// Drives an engine with a sequence of inputs decoded from the fuzz bytes, against one peer that
+/// completed a real handshake on an inbound link. Each step is `[op] [len] [len bytes]`:
+///
+/// - op 0: the bytes, sealed by the peer as one record (reaches frame decoding and dispatch);
+/// - op 1: the bytes as a raw record (hostile transport bytes);
+/// - op 2: time advances by `u16(bytes) × 10 ms`, then `handle_timeout`;
+/// - op 3: an application command chosen by the first byte (broadcast, whisper, attune,
+///   resonate, detune) with the rest as payload or intent;
+/// - op 4: the transport reports the link down, and a new inbound link arrives;
+/// - op 5: shutdown.
+///
+/// After every step all outputs are drained and the peer reads what it was sent. Nothing may
+/// panic; time never goes backwards.
+pub fn engine(data: &[u8]) {
+    let mut now = Timestamp::from_secs(1_764_000_000);
+    let (me, peer_identity) = handshake_identities();
+    let config = Config {
+        max_links: 8,
+        max_peers: 8,
+        max_events: 64,
+        max_pending_whispers: 8,
+        max_seen: 64,
+        max_queue_bytes: 64 * 1024,
+        ..Config::default()
+    };
+    let mut engine = Engine::new(me, config, RustCrypto, FuzzRng::new(5), now);
+    let mut rng = FuzzRng::new(6);
+    let new_peer = |engine: &mut Engine<RustCrypto, FuzzRng>, now, rng: &mut FuzzRng| {
+        let link = engine.handle_incoming(now).ok()?;
+        let conn = Conn::initiator(
+            RustCrypto,
+            &peer_identity,
+            None,
+            LinkConfig::default(),
+            1 << 20,
+            70_000,
+            now,
+            rng,
+        );
+        Some((link, conn))
+    };
+    let Some((mut link, mut peer)) = new_peer(&mut engine, now, &mut rng) else {
+        return;
+    };
+    pump(&mut engine, &mut peer, link, now);
+    assert!(
+        peer.is_established(),
+        "a genuine handshake with the engine must complete"
+    );
+    let mut rest = data;
+    while let [op, len, tail @ ..] = rest {
+        let n = usize::from(*len).min(tail.len());
+        let (arg, next) = tail.split_at(n);
+        rest = next;
+        match op % 6 {
+            0 => {
+                let _ = peer.queue_plaintext(arg);
+            }
+            1 => {
+                let mut raw = arg.to_vec();
+                let _ = engine.handle_data(now, link, &mut raw);
+            }
+            2 => {
+                let ms = u64::from(u16::from_le_bytes([
+                    arg.first().copied().unwrap_or(0),
+                    arg.get(1).copied().unwrap_or(0),
+                ]));
+                now = now.saturating_add(core::time::Duration::from_millis(ms * 10));
+                engine.handle_timeout(now).expect("time only moves forward");
+            }
+            3 => {
+                let (which, body) = arg.split_first().unwrap_or((&0, &[]));
+                let text = core::str::from_utf8(body).unwrap_or("x");
+                let target = *peer_identity.node_id().key();
+                let _ = match which % 5 {
+                    0 => engine
+                        .broadcast_with(now, body, BroadcastAuth::Anonymous)
+                        .map(|_| ()),
+                    1 => engine.whisper(now, target, Some(text), body).map(|_| ()),
+                    2 => engine.attune(now, text).map(|_| ()),
+                    3 => engine.resonate(now, text, 0.5, body).map(|_| ()),
+                    _ => engine.detune(now, text),
+                };
+            }
+            4 => {
+                let _ = engine.handle_link_down(now, link);
+                match new_peer(&mut engine, now, &mut rng) {
+                    Some((l, c)) => {
+                        link = l;
+                        peer = c;
+                    }
+                    None => return,
+                }
+            }
+            _ => engine.shutdown(now),
+        }
+        pump(&mut engine, &mut peer, link, now);
+    }
+}
+
+/// Moves records both ways between the engine and its fuzzing peer until quiet, and drains the
+/// engine's actions and events.
+fn pump(
+    engine: &mut Engine<RustCrypto, FuzzRng>,
+    peer: &mut Conn<RustCrypto>,
+    link: LinkId,
+    now: Timestamp,
+) {
+    let mut buf = alloc::vec![0u8; 70_000];
+    for _ in 0..64 {
+        let mut moved = false;
+        while let Some(mut r) = peer.pop_record() {
+            moved = true;
+            let _ = engine.handle_data(now, link, &mut r);
+        }
+        while let Some(t) = engine.poll_transmit(now, &mut buf) {
+            moved = true;
+            if t.link == link {
+                let _ = peer.handle_data(now, &mut buf[..t.len]);
+            }
+        }
+        while engine.poll_action().is_some() {}
+        while engine.poll_event().is_some() {}
+        if !moved {
+            return;
+        }
     }
 }

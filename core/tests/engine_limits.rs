@@ -398,7 +398,7 @@ fn seen_set_cap_evicts_oldest() {
 }
 
 #[test]
-fn send_queue_cap_sheds_cover_and_forwards_before_own_messages() {
+fn send_queue_cap_refuses_own_messages_and_counts_but_control_still_flows() {
     let mut engine = node(
         1,
         Config {
@@ -504,4 +504,32 @@ fn cover_traffic_flows_and_is_discarded() {
     assert!(b.cover_received >= 4, "{}", b.cover_received);
     assert_eq!(a.dropped_unhandled + b.dropped_unhandled, 0);
     let _ = Timestamp::ZERO;
+}
+
+#[test]
+fn peer_exchange_learns_valid_ids_only_and_respects_max_peers() {
+    let mut engine = node(
+        1,
+        Config {
+            max_peers: 3,
+            ..Config::default()
+        },
+    );
+    let mut peer = RawPeer::connect(&mut engine, 2);
+    let ids: Vec<whispurr_core::NodeId> = (10..14u64)
+        .map(|s| *Identity::generate(&mut ChaCha20Rng::seed_from_u64(s), START).node_id())
+        .collect();
+    let mut raw = vec![0u8; 5 * 40];
+    let n = whispurr_core::wire::encode_node_ids(&ids, &mut raw);
+    // One more entry whose key is not on the curve.
+    raw[n..n + 32].copy_from_slice(&[0u8; 32]);
+    peer.send(
+        &mut engine,
+        Message::Peers(whispurr_core::wire::Peers {
+            peers: whispurr_core::wire::List::from_raw(&raw),
+        }),
+    );
+    // The raw peer plus two learned IDs fill max_peers = 3; the invalid one is never stored.
+    assert_eq!(engine.known_peers(), 3);
+    assert_eq!(engine.stats().links_failed, 0);
 }

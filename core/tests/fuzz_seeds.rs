@@ -46,6 +46,54 @@ fn frame_decode_seeds() {
 }
 
 #[test]
+fn engine_seeds() {
+    let seeds = seeds("engine");
+    assert!(seeds.len() >= 5, "found {}", seeds.len());
+    for (name, bytes) in &seeds {
+        let run = std::panic::catch_unwind(|| whispurr_core::fuzz::engine(bytes));
+        assert!(run.is_ok(), "seed {name} panicked");
+    }
+}
+
+/// Engine seeds: sequences of steps (see `whispurr_core::fuzz::engine`) that reach the
+/// interesting states: valid frames of each kind, commands, time passing, link churn.
+fn engine_sequences() -> Vec<(String, Vec<u8>)> {
+    fn step(out: &mut Vec<u8>, op: u8, arg: &[u8]) {
+        out.push(op);
+        out.push(arg.len() as u8);
+        out.extend_from_slice(arg);
+    }
+    let payload: Vec<u8> = (0..24u8).collect();
+    let mut all = Vec::new();
+    for (name, message) in common::samples::all(&payload) {
+        let mut buf = vec![0u8; 1024];
+        let n = Frame::new(message).encode(&mut buf).unwrap();
+        if n > 255 {
+            continue;
+        }
+        let mut seq = Vec::new();
+        step(&mut seq, 0, &buf[..n]);
+        step(&mut seq, 2, &[0xe8, 0x03]); // 10 s
+        all.push((format!("seed-frame-{name}"), seq));
+    }
+    let mut commands = Vec::new();
+    step(&mut commands, 3, b"\x00hello everyone");
+    step(&mut commands, 3, b"\x01whisper");
+    step(&mut commands, 3, b"\x02chess");
+    step(&mut commands, 3, b"\x03chess");
+    step(&mut commands, 2, &[0xff, 0xff]);
+    step(&mut commands, 3, b"\x04chess");
+    all.push(("seed-commands".into(), commands));
+    let mut churn = Vec::new();
+    step(&mut churn, 1, &[0xde, 0xad, 0xbe, 0xef]);
+    step(&mut churn, 4, &[]);
+    step(&mut churn, 2, &[0x10, 0x27]);
+    step(&mut churn, 5, &[]);
+    all.push(("seed-churn".into(), churn));
+    all
+}
+
+#[test]
 fn handshake_seeds() {
     let seeds = seeds("handshake");
     assert!(seeds.len() >= 4, "found {}", seeds.len());
@@ -118,6 +166,11 @@ fn regenerate() {
         if name == "ping" {
             fs::write(dir.join("seed-ping-padded"), &buf[..n]).unwrap();
         }
+    }
+    let dir = corpus("engine");
+    fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in engine_sequences() {
+        fs::write(dir.join(name), bytes).unwrap();
     }
     let dir = corpus("handshake");
     fs::create_dir_all(&dir).unwrap();

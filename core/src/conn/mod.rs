@@ -278,6 +278,21 @@ impl<P: CryptoProvider> Conn<P> {
         Ok((sealed, n - len))
     }
 
+    /// Seals arbitrary bytes as one record and queues it (tests and fuzzing: lets a peer send
+    /// plaintext that is not a valid frame). Bypasses the byte cap.
+    pub fn queue_plaintext(&mut self, plaintext: &[u8]) -> Result<(), QueueError> {
+        let State::Established(session) = &mut self.state else {
+            return Err(QueueError::NotEstablished);
+        };
+        let mut buf = vec![0u8; plaintext.len() + TAG_LEN];
+        buf[..plaintext.len()].copy_from_slice(plaintext);
+        let n = session.seal(&mut buf, plaintext.len())?;
+        buf.truncate(n);
+        self.queued_bytes += n;
+        self.outbox.push_back(buf);
+        Ok(())
+    }
+
     /// Queues an already sealed record or handshake message (tunnelled traffic). Respects the
     /// cap unless `bypass_cap`.
     pub fn queue_raw(&mut self, record: Vec<u8>, bypass_cap: bool) -> Result<(), QueueError> {

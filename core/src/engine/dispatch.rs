@@ -36,11 +36,15 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             Message::Broadcast(b) => self.on_broadcast(now, from, b),
             Message::Resonance(r) => self.on_resonance(now, from, r),
             Message::Announce(a) => {
-                let keys: alloc::vec::Vec<ResonanceKey> = a.keys.keys().map(ResonanceKey).collect();
                 if let Some(p) = self.peers.get_mut(&from) {
-                    p.keys = keys;
+                    p.keys.clear();
+                    for k in a.keys.keys().take(super::peers::MAX_KEYS_PER_PEER) {
+                        // Cannot fail: at most the capacity is taken.
+                        let _ = p.keys.push(ResonanceKey(k));
+                    }
                 }
             }
+            Message::Peers(list) => self.on_peers(now, from, list),
             Message::Signal(s) => self.on_signal(now, from, s),
             Message::FileSync(e)
             | Message::MiningSignal(e)
@@ -79,7 +83,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
             }
             Message::Goodbye(_) => self.close_link(now, link, DownReason::Goodbye),
-            Message::Hello(_) | Message::Error(_) | Message::Peers(_) => {}
+            Message::Hello(_) | Message::Error(_) => {}
             _ => self.stats.drop(DropCause::Unhandled),
         }
     }
@@ -88,5 +92,34 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     pub fn peer_quality(&self, peer: &NodeKey) -> Option<super::Quality> {
         let link = self.path_to(peer)?;
         self.links.get(&link).map(|l| l.quality)
+    }
+
+    /// Quality of every established path to `peer` (direct and relayed).
+    pub fn path_qualities(
+        &self,
+        peer: &NodeKey,
+    ) -> alloc::vec::Vec<(super::PathKind, super::Quality)> {
+        let Some(p) = self.peers.get(peer) else {
+            return alloc::vec::Vec::new();
+        };
+        [
+            (super::PathKind::Direct, p.direct),
+            (super::PathKind::Relayed, p.tunnel),
+        ]
+        .into_iter()
+        .filter_map(|(kind, link)| {
+            let l = self.links.get(&link?)?;
+            l.is_established().then_some((kind, l.quality))
+        })
+        .collect()
+    }
+
+    /// Quality of the link to each relay we are connected to.
+    pub fn relay_qualities(&self) -> alloc::vec::Vec<(crate::NodeId, super::Quality)> {
+        self.links
+            .values()
+            .filter(|l| matches!(l.kind, LinkKind::Relay { .. }))
+            .filter_map(|l| Some((l.conn.as_ref()?.peer()?.node_id, l.quality)))
+            .collect()
     }
 }

@@ -74,7 +74,7 @@ pub use event::{
 };
 pub use extension::{Extension, ExtensionContext, ExtensionMessage, Outgoing};
 pub use gossip::{Flood, GossipStrategy};
-pub use peers::CAP_WEBRTC;
+pub use peers::{CAP_WEBRTC, MAX_KEYS_PER_PEER};
 pub use quality::{PendingPing, Quality};
 use rand_core::CryptoRng;
 pub use seen::{SeenSet, Verdict};
@@ -179,6 +179,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             .filter(|l| matches!(l.kind, links::LinkKind::Relay { .. }) && l.is_established())
             .count();
         s
+    }
+
+    /// Peers known by ID (with or without a path; bounded by `max_peers`).
+    pub fn known_peers(&self) -> usize {
+        self.peers.len()
     }
 
     /// Replaces the broadcast strategy (default: [`Flood`]).

@@ -17,6 +17,9 @@ use crate::{
     wire::{Found, Join, Lookup, Message, MessageType, Relay, RelayStage, Signal, Unreachable},
 };
 
+/// Most resonance keys remembered per peer (extra announced keys are ignored).
+pub const MAX_KEYS_PER_PEER: usize = 32;
+
 /// Capability bit: the node can open WebRTC data channels.
 pub const CAP_WEBRTC: u64 = 1;
 
@@ -32,7 +35,7 @@ pub(crate) struct Peer {
     pub direct: Option<LinkId>,
     pub tunnel: Option<LinkId>,
     pub relay: Option<LinkId>,
-    pub keys: Vec<ResonanceKey>,
+    pub keys: heapless::Vec<ResonanceKey, MAX_KEYS_PER_PEER>,
     pub capabilities: u64,
     pub webrtc: Option<LinkId>,
     pub direct_failures: u32,
@@ -47,7 +50,7 @@ impl Peer {
             direct: None,
             tunnel: None,
             relay: None,
-            keys: Vec::new(),
+            keys: heapless::Vec::new(),
             capabilities: 0,
             webrtc: None,
             direct_failures: 0,
@@ -197,6 +200,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
                 self.refresh_path(key, DownReason::LinkLost);
                 self.send_announce(now, link);
+                self.send_peers(now, link, key);
             }
         }
     }
@@ -538,6 +542,46 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     Message::Lookup(Lookup { namespace }),
                     Class::Control,
                 );
+            }
+        }
+    }
+
+    /// Sends the peers we have sessions with to a new neighbour (peer exchange).
+    pub(crate) fn send_peers(&mut self, now: Timestamp, link: LinkId, to: NodeKey) {
+        let ids: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(k, p)| **k != to && self.best_path(p).is_some())
+            .map(|(_, p)| p.id)
+            .take(self.config.limits.max_list_len)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let mut raw = alloc::vec![0u8; ids.len() * 40];
+        let n = crate::wire::encode_node_ids(&ids, &mut raw);
+        let msg = Message::Peers(crate::wire::Peers {
+            peers: crate::wire::List::from_raw(&raw[..n]),
+        });
+        let _ = self.send_on(now, link, msg, Class::Lazy);
+    }
+
+    /// Peer exchange: learn the node IDs a neighbour knows, and with `auto_connect` open
+    /// sessions to them through a relay we share with the neighbour.
+    pub(crate) fn on_peers(&mut self, now: Timestamp, from: NodeKey, list: crate::wire::Peers<'_>) {
+        let relay = self.peers.get(&from).and_then(|p| p.relay);
+        for id in list.peers.node_ids() {
+            if id.key() == self.identity.node_id().key() || id.validate().is_err() {
+                continue;
+            }
+            if self.peers.contains_key(id.key()) {
+                continue;
+            }
+            match (self.config.auto_connect, self.relay_link(relay)) {
+                (true, Some(r)) => self.open_tunnel(now, r, id),
+                _ => {
+                    let _ = self.upsert_peer(id);
+                }
             }
         }
     }
