@@ -15,7 +15,12 @@
 //!   feature), the Noise state objects (checked against the cacophony vectors), the XX link
 //!   handshake bound to node IDs and its transport session, sealed whispers (Noise X), broadcast
 //!   signatures and resonance payload encryption.
-//! - [`derive`]: domain-separated derivations of resonance keys and whisper tags from strings.
+//! - [`engine`]: the [`Engine`](engine::Engine), one node's state machine; its module docs
+//!   show the complete drive loop.
+//! - [`relay`]: the [`Relay`](relay::Relay) server's state machine.
+//! - [`conn`]: one authenticated connection (handshake, session, bounded send queue), shared by
+//!   both.
+//! - [`derive`](mod@derive): domain-separated derivations of resonance keys and whisper tags from strings.
 //! - [`wire`]: the versioned binary wire format: a 5-byte fixed header and postcard bodies,
 //!   borrowed decoding, a frame-size limit checked before any decoding, typed validation errors.
 //! - [`fuzz`]: entry points for the cargo-fuzz targets in `fuzz/` (their seed corpora are replayed

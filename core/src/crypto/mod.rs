@@ -2,7 +2,7 @@
 //!
 //! - [`provider`]: every public-key and AEAD operation goes through [`CryptoProvider`], with a
 //!   pure-Rust [`RustCrypto`] implementation (no_std, the default) and, with the `ring` feature,
-//!   [`Ring`](ring_provider::Ring) for std targets.
+//!   `Ring` (`ring_provider::Ring`) for std targets.
 //! - [`noise`]: the Noise protocol framework's state objects (CipherState, SymmetricState,
 //!   HandshakeState), generic over the DH function and checked against the published cacophony
 //!   vectors; whispurr runs them on P-256 with AES-256-GCM and SHA-256.

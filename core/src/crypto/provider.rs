@@ -3,7 +3,7 @@
 //! the same everywhere.
 //!
 //! Two implementations ship: [`RustCrypto`](super::RustCrypto) (p256 + aes-gcm, no_std, the
-//! core's default) and, with the `ring` feature, [`Ring`](super::Ring). They interoperate byte for
+//! core's default) and, with the `ring` feature, `Ring`. They interoperate byte for
 //! byte: keys, shared secrets, signatures and ciphertexts are the same formats.
 
 use super::{CryptoError, KeyPair, VerifyingKey};
