@@ -307,6 +307,11 @@ impl<P: CryptoProvider> Conn<P> {
         Ok(())
     }
 
+    /// Length of the next record to send, if any.
+    pub fn front_len(&self) -> Option<usize> {
+        self.outbox.front().map(Vec::len)
+    }
+
     /// The next record to send, moved out of the queue.
     pub fn pop_record(&mut self) -> Option<Vec<u8>> {
         let r = self.outbox.pop_front()?;

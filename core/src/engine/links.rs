@@ -17,6 +17,10 @@ use crate::{
     wire::{Frame, Message, Ping, Pong, Relay, RelayStage},
 };
 
+/// Bytes a RELAY frame and its record add around a tunnelled record (header, peer key, stage,
+/// length prefix, tag; padding not included).
+const RELAY_FRAMING: usize = 64;
+
 /// What a link is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum LinkKind {
@@ -204,9 +208,29 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             })
             .collect();
         for (tid, relay, peer) in tunnels {
-            while let Some(entry) = self.links.get_mut(&tid) {
+            while let Some(entry) = self.links.get(&tid) {
                 let established = entry.is_established();
-                let Some(record) = entry.conn.as_mut().and_then(Conn::pop_record) else {
+                let Some(len) = entry.conn.as_ref().and_then(Conn::front_len) else {
+                    break;
+                };
+                // Move a record only if the relay link has room for it (plus RELAY framing);
+                // otherwise it waits in the tunnel's own capped queue. Once moved it is queued
+                // unconditionally: a record lost between the two queues would desynchronise the
+                // tunnel's nonces.
+                let room = self
+                    .links
+                    .get(&relay)
+                    .and_then(|r| r.conn.as_ref())
+                    .map_or(0, Conn::queue_room);
+                if room < len + RELAY_FRAMING {
+                    break;
+                }
+                let Some(record) = self
+                    .links
+                    .get_mut(&tid)
+                    .and_then(|e| e.conn.as_mut())
+                    .and_then(Conn::pop_record)
+                else {
                     break;
                 };
                 let stage = if established {
@@ -219,8 +243,6 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     stage,
                     payload: &record,
                 });
-                // Tunnelled traffic was already admitted by its own class; it must not be lost
-                // between the two queues (that would desynchronise the tunnel's nonces).
                 if self.send_on(now, relay, msg, Class::Control).is_err() {
                     break;
                 }
@@ -228,7 +250,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         }
     }
 
-    /// The next record for the adapter, written into `buf`.
+    /// The next record for the adapter, written into `buf` (which must hold
+    /// `limits.max_frame_size + 16` bytes; a smaller buffer skips larger records).
     pub fn poll_transmit(&mut self, now: Timestamp, buf: &mut [u8]) -> Option<Transmit> {
         self.flush_tunnels(now);
         let ids: Vec<LinkId> = self

@@ -200,6 +200,18 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     }
 
     pub(crate) fn push_action(&mut self, action: Action) {
+        // Signals are the only actions a peer can cause at will: cap them with the events.
+        if matches!(action, Action::Signal { .. })
+            && self
+                .actions
+                .iter()
+                .filter(|a| matches!(a, Action::Signal { .. }))
+                .count()
+                >= self.config.max_events
+        {
+            self.stats.drop(DropCause::EventOverflow);
+            return;
+        }
         self.actions.push_back(action);
     }
 
