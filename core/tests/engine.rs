@@ -522,3 +522,45 @@ fn time_going_backwards_is_an_error() {
         Err(SendError::TimeWentBackwards)
     );
 }
+
+#[test]
+fn a_peer_that_comes_back_is_reconnected() {
+    let mut net = mesh(3);
+    let back = net.key(2);
+    net.kill(2);
+    net.run_for(25 * SEC, MS100);
+    assert_eq!(net.nodes[0].stats().peers, 1);
+    net.dead.remove(&2);
+    net.run_for(45 * SEC, MS100);
+    for i in 0..3 {
+        assert_eq!(net.nodes[i].stats().peers, 2, "node {i}");
+    }
+    let ev = net.take(0);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::PeerUp { peer, .. } if *peer.key() == back)),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn quality_scores_separate_a_lossy_path_from_a_clean_one_by_more_than_the_hysteresis() {
+    use whispurr_core::engine::{PATH_HYSTERESIS, Quality};
+    // The rule itself, on measured qualities: a lossy direct link loses to a clean tunnel.
+    let mut clean = Quality {
+        pings_sent: 4,
+        ..Quality::default()
+    };
+    for _ in 0..4 {
+        clean.sample(Duration::from_millis(20));
+    }
+    let mut lossy = Quality {
+        pings_sent: 9,
+        ..Quality::default()
+    };
+    lossy.sample(Duration::from_millis(5));
+    assert!(clean.score() > lossy.score() + PATH_HYSTERESIS);
+    let mut similar = clean;
+    similar.sample(Duration::from_millis(40));
+    assert!(clean.score() <= similar.score() + PATH_HYSTERESIS);
+}

@@ -98,6 +98,9 @@ pub struct Config {
     /// it, sessions are opened only to nodes sharing an attuned intent, and whispers to others
     /// travel sealed through the relay.
     pub auto_connect: bool,
+    /// How often rendezvous namespaces are looked up again at each relay (peers that dropped
+    /// out are reconnected then).
+    pub lookup_interval: Duration,
     /// Try a direct (WebRTC) path to peers reached through a relay.
     pub try_direct: bool,
     /// Wait before trying a direct path again after a failure (doubles per failure).
@@ -134,6 +137,7 @@ impl Default for Config {
             reconnect_base: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(30),
             auto_connect: true,
+            lookup_interval: Duration::from_secs(30),
             try_direct: true,
             direct_retry: Duration::from_secs(10),
             min_strength: 0.0,

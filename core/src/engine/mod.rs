@@ -74,7 +74,7 @@ pub use event::{
 };
 pub use extension::{Extension, ExtensionContext, ExtensionMessage, Outgoing};
 pub use gossip::{Flood, GossipStrategy};
-pub use peers::{CAP_WEBRTC, MAX_KEYS_PER_PEER};
+pub use peers::{CAP_WEBRTC, MAX_KEYS_PER_PEER, PATH_HYSTERESIS};
 pub use quality::{PendingPing, Quality};
 use rand_core::CryptoRng;
 pub use seen::{SeenSet, Verdict};
@@ -114,6 +114,7 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) extensions: Vec<Box<dyn Extension>>,
     pub(crate) ext_types: BTreeMap<MessageType, usize>,
     pub(crate) next_tick: Timestamp,
+    pub(crate) next_lookup: Timestamp,
     pub(crate) strategy: Box<dyn GossipStrategy>,
     pub(crate) actions: VecDeque<Action>,
     pub(crate) events: VecDeque<Event>,
@@ -144,6 +145,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             extensions: Vec::new(),
             ext_types: BTreeMap::new(),
             next_tick: now.saturating_add(config.tick_interval),
+            next_lookup: now.saturating_add(config.lookup_interval),
             strategy: Box::new(Flood),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -251,6 +253,13 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         if !self.extensions.is_empty() {
             at(self.next_tick);
         }
+        if self
+            .links
+            .values()
+            .any(|l| matches!(l.kind, links::LinkKind::Relay { .. }))
+        {
+            at(self.next_lookup);
+        }
         t
     }
 
@@ -272,6 +281,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         };
         for addr in due {
             let _ = self.connect_relay(now, addr);
+        }
+        if now >= self.next_lookup {
+            self.next_lookup = now.saturating_add(self.config.lookup_interval);
+            self.lookup_all(now);
         }
         if !self.extensions.is_empty() && now >= self.next_tick {
             self.next_tick = now.saturating_add(self.config.tick_interval);

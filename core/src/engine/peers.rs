@@ -17,6 +17,10 @@ use crate::{
     wire::{Found, Join, Lookup, Message, MessageType, Relay, RelayStage, Signal, Unreachable},
 };
 
+/// How much better (in quality score) the relayed path must be to be preferred over a direct
+/// one; keeps traffic from flapping between paths of similar quality.
+pub const PATH_HYSTERESIS: f64 = 0.2;
+
 /// Most resonance keys remembered per peer (extra announced keys are ignored).
 pub const MAX_KEYS_PER_PEER: usize = 32;
 
@@ -61,12 +65,21 @@ impl Peer {
 }
 
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
-    /// The established link that carries traffic to `peer`: direct first, then the tunnel.
+    /// The established link that carries traffic to `peer`: the direct link unless the relayed
+    /// one is clearly healthier (its quality score higher by more than [`PATH_HYSTERESIS`]).
     pub(crate) fn best_path(&self, peer: &Peer) -> Option<LinkId> {
-        [peer.direct, peer.tunnel]
-            .into_iter()
-            .flatten()
-            .find(|l| self.links.get(l).is_some_and(|e| e.is_established()))
+        let up = |l: Option<LinkId>| {
+            l.and_then(|l| {
+                let e = self.links.get(&l)?;
+                e.is_established().then_some((l, e.quality.score()))
+            })
+        };
+        match (up(peer.direct), up(peer.tunnel)) {
+            (Some((d, ds)), Some((t, ts))) => Some(if ts > ds + PATH_HYSTERESIS { t } else { d }),
+            (Some((d, _)), None) => Some(d),
+            (None, Some((t, _))) => Some(t),
+            (None, None) => None,
+        }
     }
 
     /// The established link to `key`, if any.
@@ -582,6 +595,29 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 _ => {
                     let _ = self.upsert_peer(id);
                 }
+            }
+        }
+    }
+
+    /// Looks up every namespace we belong to at every relay again (reconnects lost peers).
+    pub(crate) fn lookup_all(&mut self, now: Timestamp) {
+        let mut spaces = Vec::new();
+        if self.config.auto_connect {
+            spaces.push(global_namespace());
+        }
+        spaces.extend(self.attuned.keys().map(|k| k.0));
+        let relays: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| matches!(l.kind, LinkKind::Relay { .. }) && l.is_established())
+            .map(|(id, _)| *id)
+            .collect();
+        for link in relays {
+            for namespace in &spaces {
+                let lookup = Message::Lookup(Lookup {
+                    namespace: *namespace,
+                });
+                let _ = self.send_on(now, link, lookup, Class::Control);
             }
         }
     }
