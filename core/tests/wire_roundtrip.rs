@@ -191,6 +191,7 @@ proptest! {
         let frame = Frame::new(spec.message());
         let mut buf = vec![0u8; 4096];
         let n = frame.encode(&mut buf).unwrap();
+        prop_assert_eq!(frame.encoded_len(), n);
         let back = Frame::decode(&buf[..n], &Limits::default()).unwrap();
         prop_assert_eq!(back, frame);
 

@@ -256,9 +256,15 @@ impl<P: CryptoProvider> Conn<P> {
         let State::Established(session) = &mut self.state else {
             return Err(QueueError::NotEstablished);
         };
-        let mut buf = vec![0u8; self.max_record];
+        let estimate = frame.encoded_len();
+        let total_estimate = pad(estimate).max(estimate);
+        if total_estimate + TAG_LEN > self.max_record {
+            return Err(QueueError::Encode(EncodeError::BufferTooSmall));
+        }
+        // Exactly the record's size: no large scratch buffer per frame.
+        let mut buf = vec![0u8; total_estimate + TAG_LEN];
         let len = frame.encode(&mut buf)?;
-        let total = pad(len);
+        let total = if len == estimate { total_estimate } else { len };
         let n = if total > len {
             Frame::pad_encoded(&mut buf, len, total)?
         } else {

@@ -199,6 +199,13 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// Moves sealed records of tunnels into RELAY frames on their relay links, in order, as far
     /// as the relay queues allow.
     pub(crate) fn flush_tunnels(&mut self, now: Timestamp) {
+        let pending = self.links.values().any(|l| {
+            matches!(l.kind, LinkKind::Tunnel { .. })
+                && l.conn.as_ref().and_then(Conn::front_len).is_some()
+        });
+        if !pending {
+            return;
+        }
         let tunnels: Vec<(LinkId, LinkId, NodeKey)> = self
             .links
             .iter()
@@ -254,35 +261,32 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// `limits.max_frame_size + 16` bytes; a smaller buffer skips larger records).
     pub fn poll_transmit(&mut self, now: Timestamp, buf: &mut [u8]) -> Option<Transmit> {
         self.flush_tunnels(now);
-        let ids: Vec<LinkId> = self
+        // Round-robin from the cursor over transport links with a record ready now.
+        let ready = |(_, l): &(&LinkId, &LinkEntry<P>)| {
+            l.is_transport()
+                && l.hold_until.is_none_or(|t| t <= now)
+                && l.conn
+                    .as_ref()
+                    .and_then(Conn::front_len)
+                    .is_some_and(|n| n <= buf.len())
+        };
+        let id = self
             .links
             .range(self.transmit_cursor..)
-            .chain(self.links.range(..self.transmit_cursor))
-            .filter(|(_, l)| l.is_transport())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            let entry = self.links.get_mut(&id)?;
-            if entry.hold_until.is_some_and(|t| t > now) {
-                continue;
-            }
-            let Some(conn) = entry.conn.as_mut() else {
-                continue;
-            };
-            match conn.poll_transmit(buf) {
-                Some(Ok(len)) => {
-                    if conn.queued_bytes() == 0 {
-                        entry.hold_until = None;
-                    }
-                    self.transmit_cursor = LinkId(id.0 + 1);
-                    self.stats.bytes_sent += len as u64;
-                    return Some(Transmit { link: id, len });
-                }
-                Some(Err(_too_small)) => continue,
-                None => entry.hold_until = None,
-            }
+            .find(ready)
+            .or_else(|| self.links.range(..self.transmit_cursor).find(ready))
+            .map(|(id, _)| *id)?;
+        let entry = self.links.get_mut(&id)?;
+        let conn = entry.conn.as_mut()?;
+        let Some(Ok(len)) = conn.poll_transmit(buf) else {
+            return None;
+        };
+        if conn.queued_bytes() == 0 {
+            entry.hold_until = None;
         }
-        None
+        self.transmit_cursor = LinkId(id.0 + 1);
+        self.stats.bytes_sent += len as u64;
+        Some(Transmit { link: id, len })
     }
 
     /// Closes a link and everything that depended on it; emits the adapter action for

@@ -24,6 +24,11 @@ impl<'a> Frame<'a> {
         }
     }
 
+    /// The encoded length of the frame (header and body, no padding), without encoding it.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + self.message.body_len()
+    }
+
     /// Encodes the frame into `out`, returning its length.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
         self.encode_with(out, self.flags)

@@ -483,6 +483,40 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The length of the encoded body, computed without writing it.
+    pub(crate) fn body_len(&self) -> usize {
+        fn size<T: Serialize>(v: &T) -> usize {
+            postcard::serialize_with_flavor::<T, postcard::ser_flavors::Size, usize>(
+                v,
+                postcard::ser_flavors::Size::default(),
+            )
+            .unwrap_or(usize::MAX / 2)
+        }
+        match self {
+            Message::Hello(m) => size(m),
+            Message::Goodbye(m) => size(m),
+            Message::Error(m) => size(m),
+            Message::Ping(m) => size(m),
+            Message::Pong(m) => size(m),
+            Message::Ack(m) => size(m),
+            Message::Announce(m) => size(m),
+            Message::Peers(m) => size(m),
+            Message::Relay(m) => size(m),
+            Message::Join(m) => size(m),
+            Message::Lookup(m) => size(m),
+            Message::Found(m) => size(m),
+            Message::Unreachable(m) => size(m),
+            Message::Whisper(m) => size(m),
+            Message::Broadcast(m) => size(m),
+            Message::Resonance(m) => size(m),
+            Message::Signal(m) => size(m),
+            Message::FileSync(m)
+            | Message::MiningSignal(m)
+            | Message::Dreamspace(m)
+            | Message::Custom(_, m) => size(m),
+        }
+    }
+
     /// Decodes a body of type `kind` that must fill `body` exactly.
     pub(crate) fn decode_body(kind: MessageType, body: &'a [u8]) -> Result<Self, WireError> {
         fn take<'a, T: Deserialize<'a>>(kind: MessageType, body: &'a [u8]) -> Result<T, WireError> {
