@@ -58,6 +58,8 @@ pub mod fuzz;
 mod hex;
 pub mod identity;
 pub mod relay;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod time;
 pub mod wire;
 

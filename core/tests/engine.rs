@@ -189,6 +189,7 @@ fn signed_broadcast_reaches_everyone_once_and_is_verified_once() {
                     id: b,
                     origin,
                     payload,
+                    ..
                 } if *b == id => Some((*origin, payload.clone())),
                 _ => None,
             })

@@ -144,6 +144,8 @@ pub enum Event {
         id: MessageId,
         /// The verified origin, or `None` when anonymous.
         origin: Option<NodeId>,
+        /// Hops it travelled (a neighbour of the origin receives it at 1; 0 for our own).
+        hops: u8,
         /// The content.
         payload: Vec<u8>,
     },

@@ -176,6 +176,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.push_event(Event::Broadcast {
             id: route.id,
             origin,
+            hops: 0,
             payload: payload.to_vec(),
         });
         Ok(route.id)
@@ -236,6 +237,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.push_event(Event::Broadcast {
             id: b.route.id,
             origin: b.origin,
+            hops: b.route.hops,
             payload: b.payload.to_vec(),
         });
         if b.route.hops < b.route.effective_hop_limit(&self.config.limits) {

@@ -183,6 +183,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         s
     }
 
+    /// Keys of the peers with an established path now.
+    pub fn neighbour_keys(&self) -> Vec<NodeKey> {
+        self.neighbours().into_iter().map(|(k, _)| k).collect()
+    }
+
     /// Peers known by ID (with or without a path; bounded by `max_peers`).
     pub fn known_peers(&self) -> usize {
         self.peers.len()

@@ -1,0 +1,122 @@
+//! The deterministic simulator itself: joining, delivery, failures, partitions, determinism.
+#![cfg(feature = "sim")]
+
+use std::time::Duration;
+
+use whispurr_core::{
+    engine::{BroadcastAuth, Config},
+    sim::{Sim, SimConfig},
+};
+
+fn config(n: usize) -> impl Fn(usize) -> Config {
+    move |_| Config {
+        max_links: n + 8,
+        max_peers: n + 8,
+        broadcast_auth: BroadcastAuth::Anonymous,
+        ..Config::default()
+    }
+}
+
+fn joined(n: usize, seed: u64) -> Sim {
+    let mut sim = Sim::new(
+        SimConfig {
+            n,
+            seed,
+            ..SimConfig::default()
+        },
+        config(n),
+    );
+    for i in 1..n {
+        sim.join(i, 0);
+    }
+    sim.run_for(Duration::from_secs(2));
+    sim
+}
+
+#[test]
+fn nodes_join_through_a_bootstrap_and_broadcasts_reach_everyone() {
+    let mut sim = joined(20, 1);
+    let o = sim.overlay();
+    assert!(o.connected);
+    let id = sim.broadcast(5, b"hello").unwrap();
+    assert!(sim.run_until_idle(Duration::from_secs(10)));
+    let r = sim.report(&id).unwrap();
+    assert_eq!((r.delivered, r.expected), (19, 19));
+    assert_eq!(r.reliability, 1.0);
+    assert!(r.ldh >= 1 && r.dur_ms >= 10, "{r:?}");
+}
+
+#[test]
+fn same_seed_same_run() {
+    let run = |seed| {
+        let mut sim = joined(12, seed);
+        let id = sim.broadcast(3, b"x").unwrap();
+        sim.run_until_idle(Duration::from_secs(10));
+        let bytes: u64 = (0..12).map(|i| sim.engine(i).stats().bytes_sent).sum();
+        (
+            sim.report(&id).unwrap(),
+            sim.now,
+            *sim.engine(0).node_id(),
+            bytes,
+        )
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7).2, run(8).2, "the seed decides identities");
+}
+
+#[test]
+fn loss_delays_but_does_not_lose() {
+    let mut sim = Sim::new(
+        SimConfig {
+            n: 10,
+            seed: 3,
+            loss: 0.3,
+            ..SimConfig::default()
+        },
+        config(10),
+    );
+    for i in 1..10 {
+        sim.join(i, 0);
+    }
+    sim.run_for(Duration::from_secs(3));
+    let id = sim.broadcast(4, b"lossy").unwrap();
+    sim.run_until_idle(Duration::from_secs(10));
+    let r = sim.report(&id).unwrap();
+    assert_eq!(r.reliability, 1.0);
+}
+
+#[test]
+fn killed_nodes_are_noticed_and_excluded() {
+    let mut sim = joined(10, 2);
+    sim.kill(7);
+    sim.run_for(Duration::from_secs(1));
+    assert!(
+        !sim.engine(0)
+            .neighbour_keys()
+            .contains(sim.engine(7).node_id().key())
+    );
+    let id = sim.broadcast(3, b"after").unwrap();
+    sim.run_until_idle(Duration::from_secs(10));
+    let r = sim.report(&id).unwrap();
+    assert_eq!((r.delivered, r.expected), (8, 8));
+}
+
+#[test]
+fn a_partition_cuts_delivery_until_healed() {
+    let mut sim = joined(10, 4);
+    // Nodes 0..5 on one side: the bootstrap's star loses the others.
+    sim.partition(|i| u32::from(i >= 5));
+    sim.run_for(Duration::from_secs(1));
+    let id = sim.broadcast(1, b"cut").unwrap();
+    sim.run_until_idle(Duration::from_secs(10));
+    let r = sim.report(&id).unwrap();
+    assert_eq!(r.delivered, 4, "{r:?}");
+    sim.heal();
+    for i in 5..10 {
+        sim.join(i, 0);
+    }
+    sim.run_for(Duration::from_secs(2));
+    let id = sim.broadcast(1, b"healed").unwrap();
+    sim.run_until_idle(Duration::from_secs(10));
+    assert_eq!(sim.report(&id).unwrap().reliability, 1.0);
+}

@@ -1,0 +1,284 @@
+//! The `sim` runner (BENCHMARKS.md §2): dissemination scenarios in the deterministic simulator,
+//! one summary line per scenario (and per failure fraction).
+//!
+//! ```text
+//! cargo run --release -p whispurr-examples --example sim                      # the whole table
+//! cargo run --release -p whispurr-examples --example sim -- --scenario multi --n 1000 \
+//!     --rounds 30 --seeds 0..3 --latency 10-50 --loss 0.05
+//! ```
+//!
+//! Every node joins through node 0. Rounds are one broadcast (single, multi) or one per node
+//! (all), each run until no record is in flight. Figures are means over rounds and seeds.
+
+use std::time::Duration;
+
+use whispurr_core::{
+    engine::{BroadcastAuth, Config},
+    sim::{Sim, SimConfig},
+};
+
+#[derive(Clone, Debug)]
+struct Opts {
+    scenario: Option<String>,
+    n: Option<usize>,
+    rounds: Option<usize>,
+    seeds: (u64, u64),
+    latency: (u64, u64),
+    loss: f64,
+    fail: Option<f64>,
+}
+
+fn parse() -> Opts {
+    let mut o = Opts {
+        scenario: None,
+        n: None,
+        rounds: None,
+        seeds: (0, 3),
+        latency: (10, 50),
+        loss: 0.0,
+        fail: None,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        match flag.as_str() {
+            "--scenario" => o.scenario = Some(value.clone()),
+            "--n" => o.n = Some(value.parse().unwrap_or_else(|_| bad(flag, value))),
+            "--rounds" => o.rounds = Some(value.parse().unwrap_or_else(|_| bad(flag, value))),
+            "--seeds" => {
+                let (a, b) = value.split_once("..").unwrap_or_else(|| bad(flag, value));
+                o.seeds = (
+                    a.parse().unwrap_or_else(|_| bad(flag, value)),
+                    b.parse().unwrap_or_else(|_| bad(flag, value)),
+                );
+            }
+            "--latency" => {
+                let (a, b) = value.split_once('-').unwrap_or_else(|| bad(flag, value));
+                o.latency = (
+                    a.parse().unwrap_or_else(|_| bad(flag, value)),
+                    b.parse().unwrap_or_else(|_| bad(flag, value)),
+                );
+            }
+            "--loss" => o.loss = value.parse().unwrap_or_else(|_| bad(flag, value)),
+            "--fail" => o.fail = Some(value.parse().unwrap_or_else(|_| bad(flag, value))),
+            _ => usage(&format!("unknown option {flag}")),
+        }
+    }
+    o
+}
+
+fn bad<T>(flag: &str, value: &str) -> T {
+    usage(&format!("bad value {value} for {flag}"))
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!(
+        "{msg}\nusage: sim [--scenario single|multi|all|failure] [--n N] [--rounds R] [--seeds A..B] [--latency MIN-MAX] [--loss F] [--fail F]"
+    );
+    std::process::exit(2)
+}
+
+/// Mean figures of one scenario run.
+#[derive(Default)]
+struct Tally {
+    rounds: usize,
+    reliability: f64,
+    copies: u64,
+    deliveries: u64,
+    ldh: f64,
+    dur_ms: f64,
+    ecc: f64,
+    deg: f64,
+    first_reliability: f64,
+    first_count: usize,
+}
+
+fn build(n: usize, seed: u64, o: &Opts) -> Sim {
+    let config = SimConfig {
+        n,
+        seed,
+        latency: (
+            Duration::from_millis(o.latency.0),
+            Duration::from_millis(o.latency.1),
+        ),
+        loss: o.loss,
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::new(config, |_| Config {
+        max_links: n + 16,
+        max_peers: n + 16,
+        max_seen: 65_536,
+        broadcast_auth: BroadcastAuth::Anonymous,
+        ..Config::default()
+    });
+    for i in 1..n {
+        sim.join(i, 0);
+        sim.run_for(Duration::from_millis(2));
+    }
+    sim.run_for(Duration::from_secs(5));
+    sim
+}
+
+/// One round: `senders` broadcast at once; run until nothing is in flight; add to the tally.
+fn round(sim: &mut Sim, senders: &[usize], t: &mut Tally) -> f64 {
+    let ids: Vec<_> = senders
+        .iter()
+        .filter_map(|&s| sim.broadcast(s, b"round payload"))
+        .collect();
+    sim.run_until_idle(Duration::from_secs(60));
+    let mut rel = 0.0;
+    for id in &ids {
+        let r = sim.report(id).expect("tracked");
+        rel += r.reliability;
+        t.ldh += f64::from(r.ldh);
+        t.dur_ms += r.dur_ms as f64;
+        t.deliveries += r.delivered as u64;
+    }
+    // Copies of every message of the round, counted once (all reports share the window).
+    if let Some(id) = ids.last() {
+        t.copies += sim.report(id).map_or(0, |r| r.copies);
+    }
+    let rel = if ids.is_empty() {
+        0.0
+    } else {
+        rel / ids.len() as f64
+    };
+    t.reliability += rel;
+    t.rounds += 1;
+    sim.run_for(Duration::from_millis(500));
+    rel
+}
+
+fn next(state: &mut u64) -> u64 {
+    // splitmix64: the runner's own choice of senders and victims, seeded per run.
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn run(scenario: &str, n: usize, rounds: usize, fail: f64, o: &Opts) -> Tally {
+    let mut t = Tally::default();
+    let seeds = o.seeds.0..=o.seeds.1;
+    let per_message_rounds = seeds.clone().count();
+    for seed in seeds {
+        let mut sim = build(n, seed, o);
+        let ov = sim.overlay();
+        t.ecc += ov.ecc;
+        t.deg += ov.deg;
+        let mut r = seed ^ 0x5eed;
+        let fixed = 1 + (next(&mut r) as usize % (n - 1));
+        match scenario {
+            "single" => (0..rounds).for_each(|_| {
+                round(&mut sim, &[fixed], &mut t);
+            }),
+            "multi" => (0..rounds).for_each(|_| {
+                let s = next(&mut r) as usize % n;
+                round(&mut sim, &[s], &mut t);
+            }),
+            "all" => (0..rounds).for_each(|_| {
+                let all: Vec<usize> = (0..n).collect();
+                round(&mut sim, &all, &mut t);
+            }),
+            "failure" => {
+                let mut warm = Tally::default();
+                for _ in 0..10 {
+                    let s = next(&mut r) as usize % n;
+                    round(&mut sim, &[s], &mut warm);
+                }
+                let victims = (n as f64 * fail).round() as usize;
+                let mut order: Vec<usize> = (0..n).collect();
+                for i in (1..n).rev() {
+                    order.swap(i, next(&mut r) as usize % (i + 1));
+                }
+                for &v in &order[..victims] {
+                    sim.kill(v);
+                }
+                let living = sim.living();
+                for k in 0..10 {
+                    let s = living[next(&mut r) as usize % living.len()];
+                    let rel = round(&mut sim, &[s], &mut t);
+                    if k == 0 {
+                        t.first_reliability += rel;
+                        t.first_count += 1;
+                    }
+                }
+            }
+            other => usage(&format!("unknown scenario {other}")),
+        }
+    }
+    t.ecc /= per_message_rounds as f64;
+    t.deg /= per_message_rounds as f64;
+    t
+}
+
+fn line(scenario: &str, n: usize, rounds: usize, fail: Option<f64>, o: &Opts) {
+    let started = std::time::Instant::now();
+    let t = run(scenario, n, rounds, fail.unwrap_or(0.0), o);
+    let msgs = t.rounds.max(1) as f64 * if scenario == "all" { n as f64 } else { 1.0 };
+    let rmr = if t.deliveries == 0 {
+        0.0
+    } else {
+        t.copies as f64 / t.deliveries as f64 - 1.0
+    };
+    let mut s = format!(
+        "sim scenario={scenario} n={n} seeds={} rounds={rounds} reliability={:.4} rmr={rmr:.2} ldh={:.1} dur_ms={:.0} ecc={:.1} deg={:.1}",
+        o.seeds.1 - o.seeds.0 + 1,
+        t.reliability / t.rounds.max(1) as f64,
+        t.ldh / msgs,
+        t.dur_ms / msgs,
+        t.ecc,
+        t.deg,
+    );
+    if let Some(f) = fail {
+        s += &format!(
+            " fail={f} first_reliability={:.4}",
+            t.first_reliability / t.first_count.max(1) as f64
+        );
+    }
+    if o.loss > 0.0 {
+        s += &format!(" loss={}", o.loss);
+    }
+    println!("{s} wall_s={:.1}", started.elapsed().as_secs_f64());
+}
+
+fn main() {
+    let o = parse();
+    match o.scenario.as_deref() {
+        Some("failure") => {
+            let n = o.n.unwrap_or(1000);
+            let fails = o.fail.map_or(vec![0.2, 0.4, 0.6, 0.8, 0.9], |f| vec![f]);
+            for f in fails {
+                line("failure", n, 10, Some(f), &o);
+            }
+        }
+        Some(s) => {
+            let n = o.n.unwrap_or(if s == "all" { 100 } else { 1000 });
+            line(s, n, o.rounds.unwrap_or(30), None, &o);
+        }
+        None => {
+            line(
+                "single",
+                o.n.unwrap_or(1000),
+                o.rounds.unwrap_or(30),
+                None,
+                &o,
+            );
+            line(
+                "multi",
+                o.n.unwrap_or(1000),
+                o.rounds.unwrap_or(30),
+                None,
+                &o,
+            );
+            line("all", o.n.unwrap_or(100), o.rounds.unwrap_or(30), None, &o);
+            for f in [0.2, 0.4, 0.6, 0.8, 0.9] {
+                line("failure", o.n.unwrap_or(1000), 10, Some(f), &o);
+            }
+        }
+    }
+}
