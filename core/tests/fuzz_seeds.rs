@@ -42,7 +42,7 @@ fn frame_decode_seeds() {
         assert!(decoded.is_ok(), "seed {name} panicked");
         valid += usize::from(Frame::decode(bytes, &Limits::default()).is_ok());
     }
-    assert!(valid >= 22, "only {valid} seeds are valid frames");
+    assert!(valid >= 23, "only {valid} seeds are valid frames");
 }
 
 #[test]

@@ -8,8 +8,8 @@ use whispurr_core::{
     NodeId, NodeKey,
     derive::{ResonanceKey, WhisperTag},
     wire::{
-        Ack, Announce, Broadcast, ErrorMsg, Extension, Flags, Found, Frame, Goodbye, Hello, Join,
-        Limits, List, Lookup, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance,
+        Ack, Announce, Broadcast, Contact, ContactList, ErrorMsg, Extension, Flags, Found, Frame, Goodbye, Hello, Join,
+        Limits, List, Lookup, Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance,
         Route, Signal, Signature, Unreachable, Whisper,
     },
 };
@@ -29,6 +29,7 @@ struct Spec {
     strength: f32,
     text: String,
     payload: Vec<u8>,
+    contacts: Vec<u8>,
 }
 
 impl Spec {
@@ -43,7 +44,7 @@ impl Spec {
         let ids = &self.payload[..self.payload.len() / 40 * 40];
         let keys = &keys[..keys.len().min(64 * 32)];
         let ids = &ids[..ids.len().min(64 * 40)];
-        match self.kind % 21 {
+        match self.kind % 22 {
             0 => Message::Hello(Hello {
                 capabilities: self.num64,
                 max_frame_size: self.num64b as u32,
@@ -119,8 +120,28 @@ impl Spec {
                 namespace: self.key,
                 peers: List::from_raw(ids),
             }),
-            _ => Message::Unreachable(Unreachable {
+            20 => Message::Unreachable(Unreachable {
                 peer: NodeKey(self.key),
+            }),
+            _ => Message::Membership(match self.num16 % 7 {
+                0 => Membership::Join { addr: &self.text },
+                1 => Membership::ForwardJoin {
+                    node,
+                    addr: &self.text,
+                    ttl: self.num16 as u8,
+                },
+                2 => Membership::Neighbor {
+                    addr: &self.text,
+                    high_priority: self.some,
+                },
+                3 => Membership::NeighborReply { accepted: self.some },
+                4 => Membership::Disconnect,
+                5 => Membership::Shuffle {
+                    contacts: ContactList::from_raw(&self.contacts),
+                },
+                _ => Membership::ShuffleReply {
+                    contacts: ContactList::from_raw(&self.contacts),
+                },
             }),
         }
     }
@@ -165,7 +186,14 @@ fn spec() -> impl Strategy<Value = Spec> {
                 for (i, w) in sig.iter().enumerate() {
                     sig64[2 * i..2 * i + 2].copy_from_slice(&w.to_le_bytes());
                 }
+                let mut contacts = Vec::new();
+                let node = NodeId::from_parts(NodeKey(key), created);
+                ContactList::encode(
+                    (0..(num16 % 5)).map(|_| Contact { node, addr: &text }),
+                    &mut contacts,
+                );
                 Spec {
+                    contacts,
                     kind,
                     route,
                     key,
@@ -271,5 +299,5 @@ fn samples_cover_every_type() {
         .iter()
         .map(|(_, m)| m.kind().code())
         .collect();
-    assert_eq!(kinds.len(), 21);
+    assert_eq!(kinds.len(), 22);
 }

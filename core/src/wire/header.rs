@@ -97,6 +97,8 @@ pub enum MessageType {
     Announce,
     /// Peer exchange: node IDs the sender knows.
     Peers,
+    /// Overlay membership (partial views: join, neighbour, shuffle, disconnect).
+    Membership,
     /// Node↔relay: an opaque payload to (from a node) or from (from the relay) another node.
     Relay,
     /// Node→relay: join or leave a rendezvous namespace.
@@ -136,6 +138,7 @@ impl MessageType {
             MessageType::Signal => 0x13,
             MessageType::Announce => 0x14,
             MessageType::Peers => 0x15,
+            MessageType::Membership => 0x16,
             MessageType::Relay => 0x30,
             MessageType::Join => 0x31,
             MessageType::Lookup => 0x32,
@@ -163,6 +166,7 @@ impl MessageType {
             0x13 => MessageType::Signal,
             0x14 => MessageType::Announce,
             0x15 => MessageType::Peers,
+            0x16 => MessageType::Membership,
             0x30 => MessageType::Relay,
             0x31 => MessageType::Join,
             0x32 => MessageType::Lookup,

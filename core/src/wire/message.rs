@@ -315,6 +315,123 @@ pub struct Peers<'a> {
     pub peers: List<'a, 40>,
 }
 
+/// A node and the address it can be dialled at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact<'a> {
+    /// The node.
+    pub node: NodeId,
+    /// Where to dial it (adapter-specific: a WebSocket URL, `sim://7`, …).
+    pub addr: &'a str,
+}
+
+/// A list of [`Contact`]s carried as one byte string of consecutive postcard records, decoded
+/// lazily (zero-copy) and checked on receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactList<'a> {
+    #[serde(serialize_with = "bytes::serialize")]
+    raw: &'a [u8],
+}
+
+impl<'a> ContactList<'a> {
+    /// A list over already encoded contacts (see [`ContactList::encode`]).
+    pub fn from_raw(raw: &'a [u8]) -> Self {
+        ContactList { raw }
+    }
+
+    /// Encodes `contacts` into `out`; returns the bytes used.
+    pub fn encode<'c>(contacts: impl IntoIterator<Item = Contact<'c>>, out: &mut alloc::vec::Vec<u8>) {
+        for c in contacts {
+            if let Ok(v) = postcard::to_allocvec(&c) {
+                out.extend_from_slice(&v);
+            }
+        }
+    }
+
+    /// The contacts, in order; stops at the first malformed record.
+    pub fn iter(&self) -> impl Iterator<Item = Contact<'a>> + 'a {
+        let mut rest = self.raw;
+        core::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let (c, tail) = postcard::take_from_bytes::<Contact<'a>>(rest).ok()?;
+            rest = tail;
+            Some(c)
+        })
+    }
+
+    fn check(&self, limits: &Limits) -> Result<(), WireError> {
+        let mut rest = self.raw;
+        let mut n = 0;
+        while !rest.is_empty() {
+            let (c, tail) = postcard::take_from_bytes::<Contact<'a>>(rest)
+                .map_err(|_| WireError::Malformed(MessageType::Membership))?;
+            if c.addr.len() > limits.max_text_len {
+                return Err(WireError::FieldTooLarge {
+                    field: "addr",
+                    len: c.addr.len(),
+                    max: limits.max_text_len,
+                });
+            }
+            rest = tail;
+            n += 1;
+        }
+        if n > limits.max_list_len {
+            return Err(WireError::FieldTooLarge {
+                field: "contacts",
+                len: n,
+                max: limits.max_list_len,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// MEMBERSHIP: the partial-view overlay protocol (HyParView-style).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Membership<'a> {
+    /// A new node asks the receiver (its contact) to bring it into the overlay.
+    Join {
+        /// Where the new node can be dialled.
+        addr: &'a str,
+    },
+    /// A random walk announcing a new node.
+    ForwardJoin {
+        /// The new node.
+        node: NodeId,
+        /// Where it can be dialled.
+        addr: &'a str,
+        /// Remaining walk length.
+        ttl: u8,
+    },
+    /// Asks the receiver to take the sender into its active view.
+    Neighbor {
+        /// Where the sender can be dialled.
+        addr: &'a str,
+        /// The sender has no active peer left: refuse only if impossible.
+        high_priority: bool,
+    },
+    /// The answer to `Neighbor`.
+    NeighborReply {
+        /// Whether the sender is now in the receiver's active view.
+        accepted: bool,
+    },
+    /// The sender drops the receiver from its active view.
+    Disconnect,
+    /// Passive-view exchange: the sender's sample.
+    Shuffle {
+        /// Contacts from the sender's views (itself included).
+        #[serde(borrow)]
+        contacts: ContactList<'a>,
+    },
+    /// Passive-view exchange: the receiver's sample in return.
+    ShuffleReply {
+        /// Contacts from the replier's passive view.
+        #[serde(borrow)]
+        contacts: ContactList<'a>,
+    },
+}
+
 /// What a RELAY payload is, for the two ends (the relay never looks inside).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelayStage {
@@ -399,6 +516,7 @@ pub enum Message<'a> {
     Signal(Signal<'a>),
     Announce(Announce<'a>),
     Peers(Peers<'a>),
+    Membership(Membership<'a>),
     Relay(Relay<'a>),
     Join(Join),
     Lookup(Lookup),
@@ -423,6 +541,7 @@ impl<'a> Message<'a> {
             Message::Ack(_) => MessageType::Ack,
             Message::Announce(_) => MessageType::Announce,
             Message::Peers(_) => MessageType::Peers,
+            Message::Membership(_) => MessageType::Membership,
             Message::Relay(_) => MessageType::Relay,
             Message::Join(_) => MessageType::Join,
             Message::Lookup(_) => MessageType::Lookup,
@@ -467,6 +586,7 @@ impl<'a> Message<'a> {
             Message::Ack(m) => put(m, out),
             Message::Announce(m) => put(m, out),
             Message::Peers(m) => put(m, out),
+            Message::Membership(m) => put(m, out),
             Message::Relay(m) => put(m, out),
             Message::Join(m) => put(m, out),
             Message::Lookup(m) => put(m, out),
@@ -501,6 +621,7 @@ impl<'a> Message<'a> {
             Message::Ack(m) => size(m),
             Message::Announce(m) => size(m),
             Message::Peers(m) => size(m),
+            Message::Membership(m) => size(m),
             Message::Relay(m) => size(m),
             Message::Join(m) => size(m),
             Message::Lookup(m) => size(m),
@@ -536,6 +657,7 @@ impl<'a> Message<'a> {
             MessageType::Ack => Message::Ack(take(kind, body)?),
             MessageType::Announce => Message::Announce(take(kind, body)?),
             MessageType::Peers => Message::Peers(take(kind, body)?),
+            MessageType::Membership => Message::Membership(take(kind, body)?),
             MessageType::Relay => Message::Relay(take(kind, body)?),
             MessageType::Join => Message::Join(take(kind, body)?),
             MessageType::Lookup => Message::Lookup(take(kind, body)?),
@@ -574,6 +696,15 @@ impl<'a> Message<'a> {
             Message::Announce(m) => m.keys.check(MessageType::Announce, "keys", limits),
             Message::Peers(m) => m.peers.check(MessageType::Peers, "peers", limits),
             Message::Found(m) => m.peers.check(MessageType::Found, "peers", limits),
+            Message::Membership(m) => match m {
+                Membership::Join { addr }
+                | Membership::ForwardJoin { addr, .. }
+                | Membership::Neighbor { addr, .. } => text("addr", addr, limits),
+                Membership::Shuffle { contacts } | Membership::ShuffleReply { contacts } => {
+                    contacts.check(limits)
+                }
+                Membership::NeighborReply { .. } | Membership::Disconnect => Ok(()),
+            },
             Message::Broadcast(m) if m.origin.is_some() != m.signature.is_some() => {
                 Err(WireError::AuthMismatch)
             }

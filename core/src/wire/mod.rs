@@ -35,7 +35,7 @@ pub use frame::Frame;
 pub use header::{Flags, HEADER_LEN, Header, MessageType, Version};
 pub use limits::Limits;
 pub use message::{
-    Ack, Announce, Broadcast, ErrorMsg, Extension, Found, Goodbye, Hello, Join, List, Lookup,
-    Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route, Signal, Signature,
+    Ack, Announce, Broadcast, Contact, ContactList, ErrorMsg, Extension, Found, Goodbye, Hello,
+    Join, List, Lookup, Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route, Signal, Signature,
     Unreachable, Whisper, encode_node_ids,
 };

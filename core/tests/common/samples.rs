@@ -7,7 +7,7 @@ use whispurr_core::{
     derive::{ResonanceKey, WhisperTag},
     wire::{
         Ack, Announce, Broadcast, ErrorMsg, Extension, Found, Goodbye, Hello, Join, List, Lookup,
-        Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route, Signal,
+        Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route, Signal,
         Signature, Unreachable, Whisper,
     },
 };
@@ -177,6 +177,14 @@ pub fn all(payload: &[u8]) -> Vec<(&'static str, Message<'_>)> {
             "unreachable",
             Message::Unreachable(Unreachable {
                 peer: NodeKey([0x11; 32]),
+            }),
+        ),
+        (
+            "membership",
+            Message::Membership(Membership::ForwardJoin {
+                node: node_id(),
+                addr: "wss://198.51.100.7:9443/whispurr",
+                ttl: 6,
             }),
         ),
         ("file_sync", Message::FileSync(ext(payload))),
