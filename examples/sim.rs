@@ -13,7 +13,8 @@
 use std::time::Duration;
 
 use whispurr_core::{
-    engine::{BroadcastAuth, Config},
+    engine::{BroadcastAuth, Config, MembershipConfig},
+    wire::Limits,
     sim::{Sim, SimConfig},
 };
 
@@ -107,18 +108,25 @@ fn build(n: usize, seed: u64, o: &Opts) -> Sim {
         loss: o.loss,
         ..SimConfig::default()
     };
-    let mut sim = Sim::new(config, |_| Config {
-        max_links: n + 16,
+    let mut sim = Sim::new(config, |i| Config {
+        max_links: 64,
         max_peers: n + 16,
         max_seen: 65_536,
         broadcast_auth: BroadcastAuth::Anonymous,
+        membership: Some(MembershipConfig::default()),
+        default_hop_limit: 64,
+        limits: Limits {
+            max_hop_limit: 64,
+            ..Limits::default()
+        },
+        listen_addr: Some(format!("sim://{i}")),
         ..Config::default()
     });
     for i in 1..n {
         sim.join(i, 0);
-        sim.run_for(Duration::from_millis(2));
+        sim.run_for(Duration::from_millis(10));
     }
-    sim.run_for(Duration::from_secs(5));
+    sim.run_for(Duration::from_secs(30));
     sim
 }
 

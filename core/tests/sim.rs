@@ -120,3 +120,40 @@ fn a_partition_cuts_delivery_until_healed() {
     sim.run_until_idle(Duration::from_secs(10));
     assert_eq!(sim.report(&id).unwrap().reliability, 1.0);
 }
+
+fn hyparview(n: usize) -> impl Fn(usize) -> Config {
+    move |i| Config {
+        max_links: 64,
+        max_peers: n + 8,
+        broadcast_auth: BroadcastAuth::Anonymous,
+        membership: Some(whispurr_core::engine::MembershipConfig::default()),
+        listen_addr: Some(format!("sim://{i}")),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn membership_keeps_small_symmetric_active_views_and_a_connected_overlay() {
+    let n = 60;
+    let mut sim = Sim::new(SimConfig { n, seed: 5, ..SimConfig::default() }, hyparview(n));
+    for i in 1..n {
+        sim.join(i, 0);
+        sim.run_for(Duration::from_millis(50));
+    }
+    sim.run_for(Duration::from_secs(30));
+    let o = sim.overlay();
+    assert!(o.connected, "{o:?}");
+    assert!(o.deg >= 3.0 && o.deg <= 5.5, "{o:?}");
+    // Symmetric: if i has j active, j has i active.
+    for i in 0..n {
+        let me = *sim.engine(i).node_id().key();
+        for k in sim.engine(i).active_view() {
+            let j = (0..n).find(|&j| *sim.engine(j).node_id().key() == k).unwrap();
+            assert!(sim.engine(j).active_view().contains(&me), "{i} -> {j} not symmetric");
+        }
+        assert!(sim.engine(i).active_view().len() <= 5);
+    }
+    let id = sim.broadcast(7, b"tree").unwrap();
+    sim.run_until_idle(Duration::from_secs(10));
+    assert_eq!(sim.report(&id).unwrap().reliability, 1.0);
+}

@@ -51,6 +51,41 @@ impl Obfuscation {
     }
 }
 
+/// Partial-view overlay membership (HyParView-style): a small *active* view of peers the node
+/// keeps links to (its gossip neighbours) and a larger *passive* view of addresses to replace
+/// them from, kept fresh by shuffles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MembershipConfig {
+    /// Active view size (the overlay's degree).
+    pub active: usize,
+    /// Passive view size.
+    pub passive: usize,
+    /// Length of the random walk that announces a joining node.
+    pub active_walk: u8,
+    /// Walk step at which the joining node is also put in passive views.
+    pub passive_walk: u8,
+    /// Interval between shuffles (randomised by ±50 %).
+    pub shuffle_interval: Duration,
+    /// Active peers sent in a shuffle.
+    pub shuffle_active: usize,
+    /// Passive peers sent in a shuffle.
+    pub shuffle_passive: usize,
+}
+
+impl Default for MembershipConfig {
+    fn default() -> Self {
+        MembershipConfig {
+            active: 5,
+            passive: 30,
+            active_walk: 6,
+            passive_walk: 3,
+            shuffle_interval: Duration::from_secs(10),
+            shuffle_active: 3,
+            shuffle_passive: 4,
+        }
+    }
+}
+
 /// Everything the [`Engine`](super::Engine) can be told.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -111,6 +146,10 @@ pub struct Config {
     pub tick_interval: Duration,
     /// Traffic obfuscation.
     pub obfuscation: Obfuscation,
+    /// Partial-view membership over direct links; `None` (default) keeps every link that comes.
+    pub membership: Option<MembershipConfig>,
+    /// The address other nodes can dial to reach this one (announced by membership).
+    pub listen_addr: Option<alloc::string::String>,
 }
 
 impl Default for Config {
@@ -143,6 +182,8 @@ impl Default for Config {
             min_strength: 0.0,
             tick_interval: Duration::from_secs(1),
             obfuscation: Obfuscation::off(),
+            membership: None,
+            listen_addr: None,
         }
     }
 }

@@ -45,6 +45,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
             }
             Message::Peers(list) => self.on_peers(now, from, list),
+            Message::Membership(m) => {
+                if !matches!(kind, LinkKind::Tunnel { .. }) {
+                    self.on_membership(now, link, from, m);
+                }
+            }
             Message::Signal(s) => self.on_signal(now, from, s),
             Message::FileSync(e)
             | Message::MiningSignal(e)

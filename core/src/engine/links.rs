@@ -49,6 +49,8 @@ pub(crate) struct LinkEntry<P: CryptoProvider> {
     pub hold_until: Option<Timestamp>,
     pub next_cover: Option<Timestamp>,
     pub opened: Timestamp,
+    /// Close the link once its queue is empty (a last message is on its way).
+    pub closing: bool,
 }
 
 impl<P: CryptoProvider> LinkEntry<P> {
@@ -115,6 +117,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 hold_until: None,
                 next_cover: None,
                 opened: now,
+                closing: false,
             },
         );
         Ok(id)
@@ -281,12 +284,28 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Some(Ok(len)) = conn.poll_transmit(buf) else {
             return None;
         };
-        if conn.queued_bytes() == 0 {
+        let drained = conn.queued_bytes() == 0;
+        if drained {
             entry.hold_until = None;
         }
+        let closing = entry.closing;
         self.transmit_cursor = LinkId(id.0 + 1);
         self.stats.bytes_sent += len as u64;
+        if drained && closing {
+            self.close_link(now, id, DownReason::Limit);
+        }
         Some(Transmit { link: id, len })
+    }
+
+    /// Closes a link once what is queued on it has been sent.
+    pub(crate) fn close_gracefully(&mut self, now: Timestamp, link: LinkId) {
+        let Some(entry) = self.links.get_mut(&link) else {
+            return;
+        };
+        entry.closing = true;
+        if entry.conn.as_ref().is_none_or(|c| c.queued_bytes() == 0) {
+            self.close_link(now, link, DownReason::Limit);
+        }
     }
 
     /// Closes a link and everything that depended on it; emits the adapter action for
@@ -340,6 +359,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
             }
             LinkKind::Direct { .. } | LinkKind::Inbound | LinkKind::Tunnel { .. } => {
+                if !matches!(entry.kind, LinkKind::Tunnel { .. }) {
+                    self.membership_link_lost(now, link, peer);
+                }
                 if let Some(peer) = peer {
                     self.path_lost(now, peer, link, reason);
                 } else if let LinkKind::Direct {

@@ -53,6 +53,7 @@ mod event;
 mod extension;
 mod gossip;
 mod links;
+mod membership;
 mod obfuscation;
 mod peers;
 mod quality;
@@ -67,7 +68,7 @@ use alloc::{
     vec::Vec,
 };
 
-pub use config::{BroadcastAuth, Config, Obfuscation};
+pub use config::{BroadcastAuth, Config, MembershipConfig, Obfuscation};
 pub use event::{
     Action, Addr, DownReason, EngineError, Event, LinkId, PathKind, SendError, Transmit,
     WhisperFailure,
@@ -122,6 +123,7 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) reconnect_attempts: BTreeMap<String, u32>,
     pub(crate) stats: Stats,
     pub(crate) shut_down: bool,
+    pub(crate) view: Option<membership::View>,
 }
 
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
@@ -153,6 +155,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             reconnect_attempts: BTreeMap::new(),
             stats: Stats::default(),
             shut_down: false,
+            view: config.membership.map(|m| membership::View::new(m, now)),
             config,
         }
     }
@@ -265,6 +268,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         {
             at(self.next_lookup);
         }
+        if let Some(m) = self.membership_deadline() {
+            at(m);
+        }
         t
     }
 
@@ -278,6 +284,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.link_timers(now);
         self.whisper_timers(now);
         self.direct_timers(now);
+        self.membership_timers(now);
         let due: Vec<String> = {
             let (due, later): (Vec<_>, Vec<_>) =
                 self.reconnects.drain(..).partition(|(t, _)| *t <= now);

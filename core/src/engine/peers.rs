@@ -214,6 +214,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 self.refresh_path(key, DownReason::LinkLost);
                 self.send_announce(now, link);
                 self.send_peers(now, link, key);
+                if !is_tunnel {
+                    self.membership_link_up(now, link, info.node_id);
+                }
             }
         }
     }

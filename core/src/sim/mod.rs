@@ -186,7 +186,7 @@ impl Sim {
     pub fn join(&mut self, i: usize, via: usize) {
         let now = self.now;
         let addr = std::format!("sim://{via}");
-        let _ = self.engines[i].connect_peer(now, &addr);
+        let _ = self.engines[i].join(now, &addr);
         self.poke(i);
     }
 

@@ -1,0 +1,374 @@
+//! Partial-view overlay membership, HyParView-style. A node keeps links to a small *active*
+//! view (its gossip neighbours, kept symmetric) and remembers a larger *passive* view of
+//! contacts to replace failed neighbours from.
+//!
+//! - **Join**: a new node dials a contact and sends JOIN; the contact takes it into its active
+//!   view and starts FORWARD_JOIN random walks of length `active_walk` through its other active
+//!   peers. A walk ends in an active-view slot (the last node dials the newcomer and sends
+//!   NEIGHBOR with high priority); at step `passive_walk` it also leaves the newcomer in a
+//!   passive view.
+//! - **Failure**: a lost active link is replaced by dialling a random passive contact with
+//!   NEIGHBOR (high priority when no active peer is left), which the other side may refuse.
+//! - **Shuffle**: every `shuffle_interval` a node swaps a sample of its views with a random
+//!   active neighbour, so passive views stay fresh and well mixed.
+//! - Taking a peer into a full active view evicts a random one with DISCONNECT (it moves to the
+//!   evicted node's passive view).
+
+use alloc::{collections::{BTreeMap, BTreeSet}, string::String, vec::Vec};
+
+use rand_core::CryptoRng;
+
+use super::{Engine, LinkId, MembershipConfig, links::Class, obfuscation::random_delay};
+use crate::{
+    NodeId, NodeKey, Timestamp,
+    crypto::CryptoProvider,
+    wire::{Contact, ContactList, Membership, Message},
+};
+
+/// Why we dialled a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Intent {
+    Join,
+    Neighbor { high: bool },
+}
+
+/// The views.
+#[derive(Debug)]
+pub(crate) struct View {
+    pub cfg: MembershipConfig,
+    pub active: BTreeSet<NodeKey>,
+    pub addrs: BTreeMap<NodeKey, String>,
+    pub passive: BTreeMap<NodeKey, (NodeId, String)>,
+    pub dialling: BTreeMap<LinkId, Intent>,
+    pub next_shuffle: Timestamp,
+}
+
+impl View {
+    pub fn new(cfg: MembershipConfig, now: Timestamp) -> Self {
+        View {
+            cfg,
+            active: BTreeSet::new(),
+            addrs: BTreeMap::new(),
+            passive: BTreeMap::new(),
+            dialling: BTreeMap::new(),
+            next_shuffle: now.saturating_add(cfg.shuffle_interval),
+        }
+    }
+}
+
+fn pick<T: Copy, R: CryptoRng>(rng: &mut R, items: &[T]) -> Option<T> {
+    (!items.is_empty()).then(|| items[(rng.next_u64() % items.len() as u64) as usize])
+}
+
+impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
+    fn my_addr(&self) -> String {
+        self.config.listen_addr.clone().unwrap_or_default()
+    }
+
+    /// Joins the overlay through the node listening at `contact` (with membership enabled;
+    /// otherwise simply connects to it).
+    pub fn join(&mut self, now: Timestamp, contact: &str) -> Result<LinkId, super::EngineError> {
+        let link = self.connect_peer(now, contact)?;
+        if let Some(view) = self.view.as_mut() {
+            view.dialling.insert(link, Intent::Join);
+        }
+        Ok(link)
+    }
+
+    /// Active view (membership enabled), for inspection.
+    pub fn active_view(&self) -> Vec<NodeKey> {
+        self.view.as_ref().map(|v| v.active.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// Passive view size.
+    pub fn passive_len(&self) -> usize {
+        self.view.as_ref().map_or(0, |v| v.passive.len())
+    }
+
+    fn send_membership(&mut self, now: Timestamp, link: LinkId, m: Membership<'_>) {
+        let _ = self.send_on(now, link, Message::Membership(m), Class::Control);
+    }
+
+    fn direct_link(&self, key: &NodeKey) -> Option<LinkId> {
+        self.peers
+            .get(key)
+            .and_then(|p| p.direct)
+            .filter(|l| self.links.get(l).is_some_and(|e| e.is_established()))
+    }
+
+    /// A direct link finished its handshake: say why we dialled.
+    pub(crate) fn membership_link_up(&mut self, now: Timestamp, link: LinkId, peer: NodeId) {
+        let addr = self.my_addr();
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        match view.dialling.remove(&link) {
+            Some(Intent::Join) => {
+                self.add_active(now, peer, None);
+                self.send_membership(now, link, Membership::Join { addr: &addr });
+            }
+            Some(Intent::Neighbor { high }) => {
+                self.send_membership(now, link, Membership::Neighbor { addr: &addr, high_priority: high });
+            }
+            None => {}
+        }
+    }
+
+    /// Takes `peer` into the active view, evicting a random member if it is full.
+    fn add_active(&mut self, now: Timestamp, peer: NodeId, addr: Option<&str>) {
+        let key = *peer.key();
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        if let Some(a) = addr {
+            view.addrs.insert(key, String::from(a));
+        }
+        view.passive.remove(&key);
+        if view.active.contains(&key) {
+            return;
+        }
+        if view.active.len() >= view.cfg.active {
+            let others: Vec<NodeKey> = view.active.iter().copied().collect();
+            if let Some(victim) = pick(&mut self.rng, &others) {
+                self.evict(now, victim);
+            }
+        }
+        if let Some(view) = self.view.as_mut() {
+            view.active.insert(key);
+        }
+    }
+
+    /// Drops `victim` from the active view with DISCONNECT; it moves to the passive view.
+    fn evict(&mut self, now: Timestamp, victim: NodeKey) {
+        self.demote(victim);
+        if let Some(link) = self.direct_link(&victim) {
+            self.send_membership(now, link, Membership::Disconnect);
+            self.close_gracefully(now, link);
+        }
+    }
+
+    /// Moves `key` from the active to the passive view (keeping its address).
+    fn demote(&mut self, key: NodeKey) {
+        let id = self.peers.get(&key).map(|p| p.id);
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        view.active.remove(&key);
+        if let (Some(id), Some(addr)) = (id, view.addrs.get(&key).cloned()) {
+            Self::add_passive(view, &mut self.rng, id, addr);
+        }
+    }
+
+    fn add_passive(view: &mut View, rng: &mut R, id: NodeId, addr: String) {
+        let key = *id.key();
+        if view.active.contains(&key) || addr.is_empty() {
+            return;
+        }
+        if !view.passive.contains_key(&key) && view.passive.len() >= view.cfg.passive {
+            let keys: Vec<NodeKey> = view.passive.keys().copied().collect();
+            if let Some(k) = pick(rng, &keys) {
+                view.passive.remove(&k);
+            }
+        }
+        view.passive.insert(key, (id, addr));
+    }
+
+    /// A MEMBERSHIP frame from the direct neighbour `from` on `link`.
+    pub(crate) fn on_membership(&mut self, now: Timestamp, link: LinkId, from: NodeKey, m: Membership<'_>) {
+        if self.view.is_none() {
+            return;
+        }
+        let Some(from_id) = self.peers.get(&from).map(|p| p.id) else {
+            return;
+        };
+        let me = *self.identity.node_id();
+        match m {
+            Membership::Join { addr } => {
+                self.add_active(now, from_id, Some(addr));
+                let ttl = self.view.as_ref().map_or(0, |v| v.cfg.active_walk);
+                let others: Vec<NodeKey> = self.active_view().into_iter().filter(|k| *k != from).collect();
+                for k in others {
+                    if let Some(l) = self.direct_link(&k) {
+                        self.send_membership(now, l, Membership::ForwardJoin { node: from_id, addr, ttl });
+                    }
+                }
+            }
+            Membership::ForwardJoin { node, addr, ttl } => {
+                if node.key() == me.key() || node.validate().is_err() {
+                    return;
+                }
+                let (active_len, prwl) = self.view.as_ref().map_or((0, 0), |v| (v.active.len(), v.cfg.passive_walk));
+                let known = self.view.as_ref().is_some_and(|v| v.active.contains(node.key()));
+                if ttl == 0 || active_len <= 1 {
+                    if !known {
+                        self.dial(now, addr, Intent::Neighbor { high: true });
+                    }
+                    return;
+                }
+                if ttl == prwl
+                    && let Some(view) = self.view.as_mut()
+                {
+                    Self::add_passive(view, &mut self.rng, node, String::from(addr));
+                }
+                let next: Vec<NodeKey> = self
+                    .active_view()
+                    .into_iter()
+                    .filter(|k| *k != from && k != node.key())
+                    .collect();
+                match pick(&mut self.rng, &next).and_then(|k| self.direct_link(&k)) {
+                    Some(l) => self.send_membership(now, l, Membership::ForwardJoin { node, addr, ttl: ttl - 1 }),
+                    None if !known => self.dial(now, addr, Intent::Neighbor { high: true }),
+                    None => {}
+                }
+            }
+            Membership::Neighbor { addr, high_priority } => {
+                let (len, max) = self.view.as_ref().map_or((0, 0), |v| (v.active.len(), v.cfg.active));
+                let accept = high_priority || len < max;
+                if accept {
+                    self.add_active(now, from_id, Some(addr));
+                } else if let Some(view) = self.view.as_mut() {
+                    Self::add_passive(view, &mut self.rng, from_id, String::from(addr));
+                }
+                self.send_membership(now, link, Membership::NeighborReply { accepted: accept });
+                if !accept {
+                    self.close_gracefully(now, link);
+                }
+            }
+            Membership::NeighborReply { accepted } => {
+                if accepted {
+                    let addr = self.view.as_ref().and_then(|v| v.passive.get(&from).map(|(_, a)| a.clone()));
+                    self.add_active(now, from_id, addr.as_deref());
+                } else {
+                    self.close_gracefully(now, link);
+                }
+            }
+            Membership::Disconnect => {
+                self.demote(from);
+                self.close_gracefully(now, link);
+            }
+            Membership::Shuffle { contacts } => {
+                let reply = self.shuffle_sample(false);
+                self.integrate(contacts);
+                let mut raw = Vec::new();
+                ContactList::encode(reply.iter().map(|(id, a)| Contact { node: *id, addr: a }), &mut raw);
+                self.send_membership(now, link, Membership::ShuffleReply { contacts: ContactList::from_raw(&raw) });
+            }
+            Membership::ShuffleReply { contacts } => self.integrate(contacts),
+        }
+    }
+
+    fn integrate(&mut self, contacts: ContactList<'_>) {
+        let me = *self.identity.node_id().key();
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        for c in contacts.iter().take(self.config.limits.max_list_len) {
+            if *c.node.key() != me && c.node.validate().is_ok() {
+                Self::add_passive(view, &mut self.rng, c.node, String::from(c.addr));
+            }
+        }
+    }
+
+    /// A sample of our views for a shuffle (with ourselves first when `with_self`).
+    fn shuffle_sample(&mut self, with_self: bool) -> Vec<(NodeId, String)> {
+        let mut out = Vec::new();
+        if with_self && let Some(addr) = self.config.listen_addr.clone() {
+            out.push((*self.identity.node_id(), addr));
+        }
+        let Some(view) = self.view.as_ref() else {
+            return out;
+        };
+        let (ka, kp) = (view.cfg.shuffle_active, view.cfg.shuffle_passive);
+        let active: Vec<(NodeId, String)> = view
+            .active
+            .iter()
+            .filter_map(|k| Some((self.peers.get(k)?.id, view.addrs.get(k)?.clone())))
+            .collect();
+        let passive: Vec<(NodeId, String)> = view.passive.values().cloned().collect();
+        for (list, k) in [(active, ka), (passive, kp)] {
+            let mut list = list;
+            for _ in 0..k.min(list.len()) {
+                let i = (self.rng.next_u64() % list.len() as u64) as usize;
+                out.push(list.swap_remove(i));
+            }
+        }
+        out
+    }
+
+    fn dial(&mut self, now: Timestamp, addr: &str, intent: Intent) {
+        if addr.is_empty() {
+            return;
+        }
+        if let Ok(link) = self.connect_peer(now, addr)
+            && let Some(view) = self.view.as_mut()
+        {
+            view.dialling.insert(link, intent);
+        }
+    }
+
+    /// A direct link to `key` went away: forget it and refill the active view.
+    pub(crate) fn membership_link_lost(&mut self, now: Timestamp, link: LinkId, key: Option<NodeKey>) {
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        view.dialling.remove(&link);
+        if let Some(k) = key
+            && self.direct_link(&k).is_none()
+            && let Some(view) = self.view.as_mut()
+        {
+            view.active.remove(&k);
+        }
+        self.refill(now);
+    }
+
+    /// Dials a random passive contact when the active view is short and no dial is pending.
+    fn refill(&mut self, now: Timestamp) {
+        let Some(view) = self.view.as_ref() else {
+            return;
+        };
+        if view.active.len() >= view.cfg.active || !view.dialling.is_empty() {
+            return;
+        }
+        let high = view.active.is_empty();
+        let candidates: Vec<NodeKey> = view.passive.keys().copied().collect();
+        let Some(k) = pick(&mut self.rng, &candidates) else {
+            return;
+        };
+        let addr = self.view.as_mut().and_then(|v| v.passive.remove(&k)).map(|(_, a)| a);
+        if let Some(addr) = addr {
+            if let Some(view) = self.view.as_mut() {
+                view.addrs.insert(k, addr.clone());
+            }
+            self.dial(now, &addr, Intent::Neighbor { high });
+        }
+    }
+
+    /// Shuffles and refills on schedule.
+    pub(crate) fn membership_timers(&mut self, now: Timestamp) {
+        let Some(view) = self.view.as_ref() else {
+            return;
+        };
+        if now >= view.next_shuffle {
+            let interval = view.cfg.shuffle_interval;
+            let next = now.saturating_add(interval / 2).saturating_add(random_delay(&mut self.rng, interval));
+            if let Some(v) = self.view.as_mut() {
+                v.next_shuffle = next;
+            }
+            let active = self.active_view();
+            if let Some(k) = pick(&mut self.rng, &active)
+                && let Some(link) = self.direct_link(&k)
+            {
+                let sample = self.shuffle_sample(true);
+                let mut raw = Vec::new();
+                ContactList::encode(sample.iter().map(|(id, a)| Contact { node: *id, addr: a }), &mut raw);
+                self.send_membership(now, link, Membership::Shuffle { contacts: ContactList::from_raw(&raw) });
+            }
+        }
+        self.refill(now);
+    }
+
+    /// The next membership deadline.
+    pub(crate) fn membership_deadline(&self) -> Option<Timestamp> {
+        self.view.as_ref().map(|v| v.next_shuffle)
+    }
+}
