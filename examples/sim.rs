@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use whispurr_core::{
-    engine::{BroadcastAuth, Config, MembershipConfig},
+    engine::{BroadcastAuth, Config, MembershipConfig, TreeConfig},
     wire::Limits,
     sim::{Sim, SimConfig},
 };
@@ -114,6 +114,7 @@ fn build(n: usize, seed: u64, o: &Opts) -> Sim {
         max_seen: 65_536,
         broadcast_auth: BroadcastAuth::Anonymous,
         membership: Some(MembershipConfig::default()),
+        broadcast_tree: Some(TreeConfig::default()),
         default_hop_limit: 64,
         limits: Limits {
             max_hop_limit: 64,

@@ -148,6 +148,9 @@ pub struct Config {
     pub obfuscation: Obfuscation,
     /// Partial-view membership over direct links; `None` (default) keeps every link that comes.
     pub membership: Option<MembershipConfig>,
+    /// Broadcast along an epidemic broadcast tree (eager push, lazy IHAVE, graft and prune)
+    /// instead of flooding; `None` (default) floods.
+    pub broadcast_tree: Option<super::TreeConfig>,
     /// The address other nodes can dial to reach this one (announced by membership).
     pub listen_addr: Option<alloc::string::String>,
 }
@@ -183,6 +186,7 @@ impl Default for Config {
             tick_interval: Duration::from_secs(1),
             obfuscation: Obfuscation::off(),
             membership: None,
+            broadcast_tree: None,
             listen_addr: None,
         }
     }

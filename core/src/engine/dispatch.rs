@@ -45,6 +45,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
             }
             Message::Peers(list) => self.on_peers(now, from, list),
+            Message::Tree(t) => self.on_tree(now, from, t),
             Message::Membership(m) => {
                 if !matches!(kind, LinkKind::Tunnel { .. }) {
                     self.on_membership(now, link, from, m);

@@ -156,14 +156,20 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 (Some(me), Some(sig))
             }
         };
-        let targets = self.targets(&[], |_| true);
-        let msg = Message::Broadcast(Broadcast {
+        let b = Broadcast {
             route,
             origin,
             payload,
             signature,
-        });
-        let sent = self.push(now, &targets, msg, Class::Own);
+        };
+        let (targets, sent) = if self.tree.is_some() {
+            let n = self.neighbours().len();
+            (alloc::vec![NodeKey([0; 32]); n], self.tree_push(now, &b, &[], Class::Own))
+        } else {
+            let targets = self.targets(&[], |_| true);
+            let sent = self.push(now, &targets, Message::Broadcast(b), Class::Own);
+            (targets, sent)
+        };
         if sent == 0 {
             return Err(if targets.is_empty() {
                 SendError::NoRoute
@@ -209,7 +215,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     pub(crate) fn on_broadcast(&mut self, now: Timestamp, from: NodeKey, b: Broadcast<'_>) {
         let message = Message::Broadcast(b);
+        let duplicate = self.seen.get(&b.route.id).is_some();
         if !self.admit(now, &message) {
+            if duplicate {
+                self.tree_duplicate(now, from);
+            }
             return;
         }
         // Verify at most once: the id is recorded whatever the outcome.
@@ -244,8 +254,13 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             let mut fwd = b;
             fwd.route.hops += 1;
             let except = [from, b.origin.map(|o| *o.key()).unwrap_or(from)];
-            let targets = self.targets(&except, |_| true);
-            let n = self.push(now, &targets, Message::Broadcast(fwd), Class::Forward);
+            let n = if self.tree.is_some() {
+                self.tree_parent(from);
+                self.tree_push(now, &fwd, &except, Class::Forward)
+            } else {
+                let targets = self.targets(&except, |_| true);
+                self.push(now, &targets, Message::Broadcast(fwd), Class::Forward)
+            };
             self.stats.messages_forwarded += n as u64;
         }
     }

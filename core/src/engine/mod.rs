@@ -59,6 +59,7 @@ mod peers;
 mod quality;
 mod seen;
 mod stats;
+mod tree;
 mod whisper;
 
 use alloc::{
@@ -80,6 +81,7 @@ pub use quality::{PendingPing, Quality};
 use rand_core::CryptoRng;
 pub use seen::{SeenSet, Verdict};
 pub use stats::{DropCause, Stats};
+pub use tree::TreeConfig;
 
 use self::{links::LinkEntry, peers::Peer, whisper::PendingWhisper};
 use crate::{
@@ -124,6 +126,7 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) stats: Stats,
     pub(crate) shut_down: bool,
     pub(crate) view: Option<membership::View>,
+    pub(crate) tree: Option<tree::TreeState>,
 }
 
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
@@ -156,6 +159,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             stats: Stats::default(),
             shut_down: false,
             view: config.membership.map(|m| membership::View::new(m, now)),
+            tree: config.broadcast_tree.map(tree::TreeState::new),
             config,
         }
     }
@@ -271,6 +275,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         if let Some(m) = self.membership_deadline() {
             at(m);
         }
+        if let Some(g) = self.tree_deadline() {
+            at(g);
+        }
         t
     }
 
@@ -285,6 +292,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.whisper_timers(now);
         self.direct_timers(now);
         self.membership_timers(now);
+        self.tree_timers(now);
         let due: Vec<String> = {
             let (due, later): (Vec<_>, Vec<_>) =
                 self.reconnects.drain(..).partition(|(t, _)| *t <= now);

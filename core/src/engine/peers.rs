@@ -229,6 +229,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         link: LinkId,
         reason: DownReason,
     ) {
+        self.tree_forget(&key);
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };

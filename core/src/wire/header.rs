@@ -99,6 +99,8 @@ pub enum MessageType {
     Peers,
     /// Overlay membership (partial views: join, neighbour, shuffle, disconnect).
     Membership,
+    /// Broadcast-tree control (lazy announcements, graft, prune).
+    Tree,
     /// Node↔relay: an opaque payload to (from a node) or from (from the relay) another node.
     Relay,
     /// Node→relay: join or leave a rendezvous namespace.
@@ -139,6 +141,7 @@ impl MessageType {
             MessageType::Announce => 0x14,
             MessageType::Peers => 0x15,
             MessageType::Membership => 0x16,
+            MessageType::Tree => 0x17,
             MessageType::Relay => 0x30,
             MessageType::Join => 0x31,
             MessageType::Lookup => 0x32,
@@ -167,6 +170,7 @@ impl MessageType {
             0x14 => MessageType::Announce,
             0x15 => MessageType::Peers,
             0x16 => MessageType::Membership,
+            0x17 => MessageType::Tree,
             0x30 => MessageType::Relay,
             0x31 => MessageType::Join,
             0x32 => MessageType::Lookup,

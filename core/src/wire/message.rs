@@ -432,6 +432,25 @@ pub enum Membership<'a> {
     },
 }
 
+/// TREE: epidemic broadcast tree control (PlumTree-style).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tree {
+    /// Lazy announcement: the sender has this broadcast (received at `hops`).
+    IHave {
+        /// The broadcast.
+        id: MessageId,
+        /// Its hop count at the sender.
+        hops: u8,
+    },
+    /// The sender misses this broadcast: send it, and push eagerly to the sender from now on.
+    Graft {
+        /// The broadcast.
+        id: MessageId,
+    },
+    /// The sender got a duplicate from the receiver: announce lazily to it from now on.
+    Prune,
+}
+
 /// What a RELAY payload is, for the two ends (the relay never looks inside).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelayStage {
@@ -517,6 +536,7 @@ pub enum Message<'a> {
     Announce(Announce<'a>),
     Peers(Peers<'a>),
     Membership(Membership<'a>),
+    Tree(Tree),
     Relay(Relay<'a>),
     Join(Join),
     Lookup(Lookup),
@@ -542,6 +562,7 @@ impl<'a> Message<'a> {
             Message::Announce(_) => MessageType::Announce,
             Message::Peers(_) => MessageType::Peers,
             Message::Membership(_) => MessageType::Membership,
+            Message::Tree(_) => MessageType::Tree,
             Message::Relay(_) => MessageType::Relay,
             Message::Join(_) => MessageType::Join,
             Message::Lookup(_) => MessageType::Lookup,
@@ -587,6 +608,7 @@ impl<'a> Message<'a> {
             Message::Announce(m) => put(m, out),
             Message::Peers(m) => put(m, out),
             Message::Membership(m) => put(m, out),
+            Message::Tree(m) => put(m, out),
             Message::Relay(m) => put(m, out),
             Message::Join(m) => put(m, out),
             Message::Lookup(m) => put(m, out),
@@ -622,6 +644,7 @@ impl<'a> Message<'a> {
             Message::Announce(m) => size(m),
             Message::Peers(m) => size(m),
             Message::Membership(m) => size(m),
+            Message::Tree(m) => size(m),
             Message::Relay(m) => size(m),
             Message::Join(m) => size(m),
             Message::Lookup(m) => size(m),
@@ -658,6 +681,7 @@ impl<'a> Message<'a> {
             MessageType::Announce => Message::Announce(take(kind, body)?),
             MessageType::Peers => Message::Peers(take(kind, body)?),
             MessageType::Membership => Message::Membership(take(kind, body)?),
+            MessageType::Tree => Message::Tree(take(kind, body)?),
             MessageType::Relay => Message::Relay(take(kind, body)?),
             MessageType::Join => Message::Join(take(kind, body)?),
             MessageType::Lookup => Message::Lookup(take(kind, body)?),
