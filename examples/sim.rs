@@ -7,15 +7,15 @@
 //!     --rounds 30 --seeds 0..3 --latency 10-50 --loss 0.05
 //! ```
 //!
-//! Every node joins through node 0. Rounds are one broadcast (single, multi) or one per node
+//! Every node joins through node 0, one every `--join-ms` (default 100 ms). Rounds are one broadcast (single, multi) or one per node
 //! (all), each run until no record is in flight. Figures are means over rounds and seeds.
 
 use std::time::Duration;
 
 use whispurr_core::{
     engine::{BroadcastAuth, Config, MembershipConfig, TreeConfig},
-    wire::Limits,
     sim::{Sim, SimConfig},
+    wire::Limits,
 };
 
 #[derive(Clone, Debug)]
@@ -27,6 +27,7 @@ struct Opts {
     latency: (u64, u64),
     loss: f64,
     fail: Option<f64>,
+    join_ms: u64,
 }
 
 fn parse() -> Opts {
@@ -38,6 +39,7 @@ fn parse() -> Opts {
         latency: (10, 50),
         loss: 0.0,
         fail: None,
+        join_ms: 100,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -65,6 +67,7 @@ fn parse() -> Opts {
             }
             "--loss" => o.loss = value.parse().unwrap_or_else(|_| bad(flag, value)),
             "--fail" => o.fail = Some(value.parse().unwrap_or_else(|_| bad(flag, value))),
+            "--join-ms" => o.join_ms = value.parse().unwrap_or_else(|_| bad(flag, value)),
             _ => usage(&format!("unknown option {flag}")),
         }
     }
@@ -77,7 +80,7 @@ fn bad<T>(flag: &str, value: &str) -> T {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "{msg}\nusage: sim [--scenario single|multi|all|failure] [--n N] [--rounds R] [--seeds A..B] [--latency MIN-MAX] [--loss F] [--fail F]"
+        "{msg}\nusage: sim [--scenario single|multi|all|failure] [--n N] [--rounds R] [--seeds A..B] [--latency MIN-MAX] [--loss F] [--fail F] [--join-ms MS]"
     );
     std::process::exit(2)
 }
@@ -125,7 +128,7 @@ fn build(n: usize, seed: u64, o: &Opts) -> Sim {
     });
     for i in 1..n {
         sim.join(i, 0);
-        sim.run_for(Duration::from_millis(10));
+        sim.run_for(Duration::from_millis(o.join_ms));
     }
     sim.run_for(Duration::from_secs(30));
     sim

@@ -135,7 +135,14 @@ fn hyparview(n: usize) -> impl Fn(usize) -> Config {
 #[test]
 fn membership_keeps_small_symmetric_active_views_and_a_connected_overlay() {
     let n = 60;
-    let mut sim = Sim::new(SimConfig { n, seed: 5, ..SimConfig::default() }, hyparview(n));
+    let mut sim = Sim::new(
+        SimConfig {
+            n,
+            seed: 5,
+            ..SimConfig::default()
+        },
+        hyparview(n),
+    );
     for i in 1..n {
         sim.join(i, 0);
         sim.run_for(Duration::from_millis(50));
@@ -148,8 +155,13 @@ fn membership_keeps_small_symmetric_active_views_and_a_connected_overlay() {
     for i in 0..n {
         let me = *sim.engine(i).node_id().key();
         for k in sim.engine(i).active_view() {
-            let j = (0..n).find(|&j| *sim.engine(j).node_id().key() == k).unwrap();
-            assert!(sim.engine(j).active_view().contains(&me), "{i} -> {j} not symmetric");
+            let j = (0..n)
+                .find(|&j| *sim.engine(j).node_id().key() == k)
+                .unwrap();
+            assert!(
+                sim.engine(j).active_view().contains(&me),
+                "{i} -> {j} not symmetric"
+            );
         }
         assert!(sim.engine(i).active_view().len() <= 5);
     }

@@ -8,9 +8,9 @@ use whispurr_core::{
     NodeId, NodeKey,
     derive::{ResonanceKey, WhisperTag},
     wire::{
-        Ack, Announce, Broadcast, Contact, ContactList, ErrorMsg, Extension, Flags, Found, Frame, Goodbye, Hello, Join,
-        Limits, List, Lookup, Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance,
-        Route, Signal, Signature, Unreachable, Whisper,
+        Ack, Announce, Broadcast, Contact, ContactList, ErrorMsg, Extension, Flags, Found, Frame,
+        Goodbye, Hello, Join, Limits, List, Lookup, Membership, Message, MessageId, Peers, Ping,
+        Pong, Relay, RelayStage, Resonance, Route, Signal, Signature, Unreachable, Whisper,
     },
 };
 
@@ -134,7 +134,9 @@ impl Spec {
                     addr: &self.text,
                     high_priority: self.some,
                 },
-                3 => Membership::NeighborReply { accepted: self.some },
+                3 => Membership::NeighborReply {
+                    accepted: self.some,
+                },
                 4 => Membership::Disconnect,
                 5 => Membership::Shuffle {
                     contacts: ContactList::from_raw(&self.contacts),

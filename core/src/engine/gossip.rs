@@ -164,7 +164,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         };
         let (targets, sent) = if self.tree.is_some() {
             let n = self.neighbours().len();
-            (alloc::vec![NodeKey([0; 32]); n], self.tree_push(now, &b, &[], Class::Own))
+            (
+                alloc::vec![NodeKey([0; 32]); n],
+                self.tree_push(now, &b, &[], Class::Own),
+            )
         } else {
             let targets = self.targets(&[], |_| true);
             let sent = self.push(now, &targets, Message::Broadcast(b), Class::Own);

@@ -14,7 +14,11 @@
 //! - Taking a peer into a full active view evicts a random one with DISCONNECT (it moves to the
 //!   evicted node's passive view).
 
-use alloc::{collections::{BTreeMap, BTreeSet}, string::String, vec::Vec};
+use alloc::{
+    collections::{BTreeMap, BTreeSet},
+    string::String,
+    vec::Vec,
+};
 
 use rand_core::CryptoRng;
 
@@ -77,7 +81,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     /// Active view (membership enabled), for inspection.
     pub fn active_view(&self) -> Vec<NodeKey> {
-        self.view.as_ref().map(|v| v.active.iter().copied().collect()).unwrap_or_default()
+        self.view
+            .as_ref()
+            .map(|v| v.active.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Passive view size.
@@ -108,7 +115,14 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 self.send_membership(now, link, Membership::Join { addr: &addr });
             }
             Some(Intent::Neighbor { high }) => {
-                self.send_membership(now, link, Membership::Neighbor { addr: &addr, high_priority: high });
+                self.send_membership(
+                    now,
+                    link,
+                    Membership::Neighbor {
+                        addr: &addr,
+                        high_priority: high,
+                    },
+                );
             }
             None => {}
         }
@@ -174,7 +188,13 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     }
 
     /// A MEMBERSHIP frame from the direct neighbour `from` on `link`.
-    pub(crate) fn on_membership(&mut self, now: Timestamp, link: LinkId, from: NodeKey, m: Membership<'_>) {
+    pub(crate) fn on_membership(
+        &mut self,
+        now: Timestamp,
+        link: LinkId,
+        from: NodeKey,
+        m: Membership<'_>,
+    ) {
         if self.view.is_none() {
             return;
         }
@@ -186,10 +206,22 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             Membership::Join { addr } => {
                 self.add_active(now, from_id, Some(addr));
                 let ttl = self.view.as_ref().map_or(0, |v| v.cfg.active_walk);
-                let others: Vec<NodeKey> = self.active_view().into_iter().filter(|k| *k != from).collect();
+                let others: Vec<NodeKey> = self
+                    .active_view()
+                    .into_iter()
+                    .filter(|k| *k != from)
+                    .collect();
                 for k in others {
                     if let Some(l) = self.direct_link(&k) {
-                        self.send_membership(now, l, Membership::ForwardJoin { node: from_id, addr, ttl });
+                        self.send_membership(
+                            now,
+                            l,
+                            Membership::ForwardJoin {
+                                node: from_id,
+                                addr,
+                                ttl,
+                            },
+                        );
                     }
                 }
             }
@@ -197,8 +229,14 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 if node.key() == me.key() || node.validate().is_err() {
                     return;
                 }
-                let (active_len, prwl) = self.view.as_ref().map_or((0, 0), |v| (v.active.len(), v.cfg.passive_walk));
-                let known = self.view.as_ref().is_some_and(|v| v.active.contains(node.key()));
+                let (active_len, prwl) = self
+                    .view
+                    .as_ref()
+                    .map_or((0, 0), |v| (v.active.len(), v.cfg.passive_walk));
+                let known = self
+                    .view
+                    .as_ref()
+                    .is_some_and(|v| v.active.contains(node.key()));
                 if ttl == 0 || active_len <= 1 {
                     if !known {
                         self.dial(now, addr, Intent::Neighbor { high: true });
@@ -216,13 +254,27 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     .filter(|k| *k != from && k != node.key())
                     .collect();
                 match pick(&mut self.rng, &next).and_then(|k| self.direct_link(&k)) {
-                    Some(l) => self.send_membership(now, l, Membership::ForwardJoin { node, addr, ttl: ttl - 1 }),
+                    Some(l) => self.send_membership(
+                        now,
+                        l,
+                        Membership::ForwardJoin {
+                            node,
+                            addr,
+                            ttl: ttl - 1,
+                        },
+                    ),
                     None if !known => self.dial(now, addr, Intent::Neighbor { high: true }),
                     None => {}
                 }
             }
-            Membership::Neighbor { addr, high_priority } => {
-                let (len, max) = self.view.as_ref().map_or((0, 0), |v| (v.active.len(), v.cfg.active));
+            Membership::Neighbor {
+                addr,
+                high_priority,
+            } => {
+                let (len, max) = self
+                    .view
+                    .as_ref()
+                    .map_or((0, 0), |v| (v.active.len(), v.cfg.active));
                 let accept = high_priority || len < max;
                 if accept {
                     self.add_active(now, from_id, Some(addr));
@@ -236,7 +288,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             }
             Membership::NeighborReply { accepted } => {
                 if accepted {
-                    let addr = self.view.as_ref().and_then(|v| v.passive.get(&from).map(|(_, a)| a.clone()));
+                    let addr = self
+                        .view
+                        .as_ref()
+                        .and_then(|v| v.passive.get(&from).map(|(_, a)| a.clone()));
                     self.add_active(now, from_id, addr.as_deref());
                 } else {
                     self.close_gracefully(now, link);
@@ -250,8 +305,17 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 let reply = self.shuffle_sample(false);
                 self.integrate(contacts);
                 let mut raw = Vec::new();
-                ContactList::encode(reply.iter().map(|(id, a)| Contact { node: *id, addr: a }), &mut raw);
-                self.send_membership(now, link, Membership::ShuffleReply { contacts: ContactList::from_raw(&raw) });
+                ContactList::encode(
+                    reply.iter().map(|(id, a)| Contact { node: *id, addr: a }),
+                    &mut raw,
+                );
+                self.send_membership(
+                    now,
+                    link,
+                    Membership::ShuffleReply {
+                        contacts: ContactList::from_raw(&raw),
+                    },
+                );
             }
             Membership::ShuffleReply { contacts } => self.integrate(contacts),
         }
@@ -307,7 +371,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     }
 
     /// A direct link to `key` went away: forget it and refill the active view.
-    pub(crate) fn membership_link_lost(&mut self, now: Timestamp, link: LinkId, key: Option<NodeKey>) {
+    pub(crate) fn membership_link_lost(
+        &mut self,
+        now: Timestamp,
+        link: LinkId,
+        key: Option<NodeKey>,
+    ) {
         let Some(view) = self.view.as_mut() else {
             return;
         };
@@ -334,7 +403,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Some(k) = pick(&mut self.rng, &candidates) else {
             return;
         };
-        let addr = self.view.as_mut().and_then(|v| v.passive.remove(&k)).map(|(_, a)| a);
+        let addr = self
+            .view
+            .as_mut()
+            .and_then(|v| v.passive.remove(&k))
+            .map(|(_, a)| a);
         if let Some(addr) = addr {
             if let Some(view) = self.view.as_mut() {
                 view.addrs.insert(k, addr.clone());
@@ -350,7 +423,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         };
         if now >= view.next_shuffle {
             let interval = view.cfg.shuffle_interval;
-            let next = now.saturating_add(interval / 2).saturating_add(random_delay(&mut self.rng, interval));
+            let next = now
+                .saturating_add(interval / 2)
+                .saturating_add(random_delay(&mut self.rng, interval));
             if let Some(v) = self.view.as_mut() {
                 v.next_shuffle = next;
             }
@@ -360,8 +435,17 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             {
                 let sample = self.shuffle_sample(true);
                 let mut raw = Vec::new();
-                ContactList::encode(sample.iter().map(|(id, a)| Contact { node: *id, addr: a }), &mut raw);
-                self.send_membership(now, link, Membership::Shuffle { contacts: ContactList::from_raw(&raw) });
+                ContactList::encode(
+                    sample.iter().map(|(id, a)| Contact { node: *id, addr: a }),
+                    &mut raw,
+                );
+                self.send_membership(
+                    now,
+                    link,
+                    Membership::Shuffle {
+                        contacts: ContactList::from_raw(&raw),
+                    },
+                );
             }
         }
         self.refill(now);

@@ -84,7 +84,9 @@ impl TreeState {
 
     fn remember(&mut self, now: Timestamp, b: &Broadcast<'_>) {
         while let Some((t, id)) = self.order.front().copied() {
-            if self.order.len() < self.cfg.cache && now.saturating_duration_since(t) < self.cfg.cache_ttl {
+            if self.order.len() < self.cfg.cache
+                && now.saturating_duration_since(t) < self.cfg.cache_ttl
+            {
                 break;
             }
             self.order.pop_front();
@@ -106,7 +108,13 @@ impl TreeState {
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// Pushes a broadcast along the tree: the full message to eager neighbours, IHAVE to lazy
     /// ones; `except` are skipped. Returns how many neighbours got the full message.
-    pub(crate) fn tree_push(&mut self, now: Timestamp, b: &Broadcast<'_>, except: &[NodeKey], class: Class) -> usize {
+    pub(crate) fn tree_push(
+        &mut self,
+        now: Timestamp,
+        b: &Broadcast<'_>,
+        except: &[NodeKey],
+        class: Class,
+    ) -> usize {
         let Some(tree) = self.tree.as_mut() else {
             return 0;
         };
@@ -125,7 +133,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     hops: b.route.hops,
                 });
                 let _ = self.send_on(now, link, ihave, Class::Lazy);
-            } else if self.send_on(now, link, Message::Broadcast(*b), class).is_ok() {
+            } else if self
+                .send_on(now, link, Message::Broadcast(*b), class)
+                .is_ok()
+            {
                 sent += 1;
             }
         }
@@ -238,7 +249,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     /// The earliest graft deadline.
     pub(crate) fn tree_deadline(&self) -> Option<Timestamp> {
-        self.tree.as_ref()?.missing.values().map(|m| m.deadline).min()
+        self.tree
+            .as_ref()?
+            .missing
+            .values()
+            .map(|m| m.deadline)
+            .min()
     }
 
     /// A peer's path went away: it starts eager again if it comes back.

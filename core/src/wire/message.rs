@@ -339,7 +339,10 @@ impl<'a> ContactList<'a> {
     }
 
     /// Encodes `contacts` into `out`; returns the bytes used.
-    pub fn encode<'c>(contacts: impl IntoIterator<Item = Contact<'c>>, out: &mut alloc::vec::Vec<u8>) {
+    pub fn encode<'c>(
+        contacts: impl IntoIterator<Item = Contact<'c>>,
+        out: &mut alloc::vec::Vec<u8>,
+    ) {
         for c in contacts {
             if let Ok(v) = postcard::to_allocvec(&c) {
                 out.extend_from_slice(&v);

@@ -36,6 +36,6 @@ pub use header::{Flags, HEADER_LEN, Header, MessageType, Version};
 pub use limits::Limits;
 pub use message::{
     Ack, Announce, Broadcast, Contact, ContactList, ErrorMsg, Extension, Found, Goodbye, Hello,
-    Join, List, Lookup, Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route, Signal, Signature, Tree,
-    Unreachable, Whisper, encode_node_ids,
+    Join, List, Lookup, Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage,
+    Resonance, Route, Signal, Signature, Tree, Unreachable, Whisper, encode_node_ids,
 };

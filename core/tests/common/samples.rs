@@ -7,8 +7,8 @@ use whispurr_core::{
     derive::{ResonanceKey, WhisperTag},
     wire::{
         Ack, Announce, Broadcast, ErrorMsg, Extension, Found, Goodbye, Hello, Join, List, Lookup,
-        Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route, Signal,
-        Signature, Unreachable, Whisper,
+        Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route,
+        Signal, Signature, Unreachable, Whisper,
     },
 };
 
