@@ -132,6 +132,101 @@ fn hyparview(n: usize) -> impl Fn(usize) -> Config {
     }
 }
 
+fn with_tree(n: usize) -> impl Fn(usize) -> Config {
+    let base = hyparview(n);
+    move |i| Config {
+        broadcast_tree: Some(whispurr_core::engine::TreeConfig::default()),
+        ..base(i)
+    }
+}
+
+fn overlay_of(n: usize, seed: u64, config: impl Fn(usize) -> Config) -> Sim {
+    let mut sim = Sim::new(
+        SimConfig {
+            n,
+            seed,
+            ..SimConfig::default()
+        },
+        config,
+    );
+    for i in 1..n {
+        sim.join(i, 0);
+        sim.run_for(Duration::from_millis(100));
+    }
+    sim.run_for(Duration::from_secs(20));
+    sim
+}
+
+#[test]
+fn the_broadcast_tree_delivers_everything_with_little_redundancy() {
+    let n = 40;
+    let mut sim = overlay_of(n, 11, with_tree(n));
+    let mut copies = 0;
+    let mut delivered = 0;
+    for round in 0..12 {
+        let id = sim.broadcast((round * 7) % n, b"round").unwrap();
+        sim.settle(Duration::from_secs(1), Duration::from_secs(20));
+        let r = sim.report(&id).unwrap();
+        assert_eq!(r.reliability, 1.0, "round {round}: {r:?}");
+        // The first rounds flood while the tree forms; measure the rest.
+        if round >= 4 {
+            copies += r.copies;
+            delivered += r.delivered as u64;
+        }
+        sim.run_for(Duration::from_millis(500));
+    }
+    let rmr = copies as f64 / delivered as f64 - 1.0;
+    assert!(rmr < 0.35, "rmr {rmr:.3}");
+    // Flooding the same overlay costs about degree - 1 copies per delivery.
+    let mut flood = overlay_of(n, 11, hyparview(n));
+    let id = flood.broadcast(3, b"flood").unwrap();
+    flood.run_until_idle(Duration::from_secs(10));
+    assert!(flood.report(&id).unwrap().rmr() > 1.5);
+}
+
+#[test]
+fn the_overlay_heals_after_a_partition_is_removed() {
+    let n = 40;
+    // Healing needs active-view rotation (off by default: see MembershipConfig::rotate).
+    let tree = with_tree(n);
+    let rotating = move |i| {
+        let mut c = tree(i);
+        if let Some(m) = c.membership.as_mut() {
+            m.rotate = 0.1;
+        }
+        c
+    };
+    let mut sim = overlay_of(n, 12, rotating);
+    sim.partition(|i| u32::from(i % 2 == 0));
+    sim.run_for(Duration::from_secs(30));
+    assert!(!sim.overlay().connected, "the partition splits the overlay");
+    sim.heal();
+    sim.run_for(Duration::from_secs(60));
+    let o = sim.overlay();
+    assert!(o.connected, "{o:?}");
+    let id = sim.broadcast(5, b"healed").unwrap();
+    sim.settle(Duration::from_secs(1), Duration::from_secs(20));
+    assert_eq!(sim.report(&id).unwrap().reliability, 1.0);
+}
+
+#[test]
+fn the_tree_repairs_itself_when_nodes_die() {
+    let n = 40;
+    let mut sim = overlay_of(n, 13, with_tree(n));
+    for round in 0..4 {
+        sim.broadcast(round, b"warm").unwrap();
+        sim.run_until_idle(Duration::from_secs(10));
+    }
+    for v in [3, 9, 17, 25, 31] {
+        sim.kill(v);
+    }
+    sim.run_for(Duration::from_secs(1));
+    let id = sim.broadcast(1, b"after failures").unwrap();
+    sim.settle(Duration::from_secs(1), Duration::from_secs(20));
+    let r = sim.report(&id).unwrap();
+    assert_eq!(r.reliability, 1.0, "{r:?}");
+}
+
 #[test]
 fn membership_keeps_small_symmetric_active_views_and_a_connected_overlay() {
     let n = 60;

@@ -54,7 +54,7 @@ impl Obfuscation {
 /// Partial-view overlay membership (HyParView-style): a small *active* view of peers the node
 /// keeps links to (its gossip neighbours) and a larger *passive* view of addresses to replace
 /// them from, kept fresh by shuffles.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MembershipConfig {
     /// Active view size (the overlay's degree).
     pub active: usize,
@@ -70,6 +70,12 @@ pub struct MembershipConfig {
     pub shuffle_active: usize,
     /// Passive peers sent in a shuffle.
     pub shuffle_passive: usize,
+    /// Chance, at each shuffle, of replacing a random active peer with a random passive one.
+    /// Without it, two halves of a healed partition each keep full active views of their own
+    /// side and never reconnect; with it, every rotation costs a handshake and briefly disturbs
+    /// the broadcast tree (measured: at 0.1, n = 400 `single` went from rmr 0.6 to 1.2 and
+    /// 3× the CPU). Off by default until a cheaper healing trigger exists.
+    pub rotate: f64,
 }
 
 impl Default for MembershipConfig {
@@ -82,6 +88,7 @@ impl Default for MembershipConfig {
             shuffle_interval: Duration::from_secs(10),
             shuffle_active: 3,
             shuffle_passive: 4,
+            rotate: 0.0,
         }
     }
 }

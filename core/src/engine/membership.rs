@@ -33,7 +33,11 @@ use crate::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Intent {
     Join,
-    Neighbor { high: bool },
+    Neighbor {
+        high: bool,
+    },
+    /// Replace one of our active peers with the dialled one (overlay mixing and healing).
+    Rotate,
 }
 
 /// The views.
@@ -45,7 +49,18 @@ pub(crate) struct View {
     pub passive: BTreeMap<NodeKey, (NodeId, String)>,
     pub dialling: BTreeMap<LinkId, Intent>,
     pub next_shuffle: Timestamp,
+    /// A rotation in progress: when this peer accepts, one old active peer is let go.
+    pub rotating: Option<NodeKey>,
+    /// No refill dial before this time (backoff after refusals).
+    pub refill_at: Timestamp,
+    /// Current refill backoff.
+    pub refill_backoff: core::time::Duration,
 }
+
+/// First wait between refill attempts; doubles after each attempt up to [`REFILL_MAX`].
+const REFILL_BASE: core::time::Duration = core::time::Duration::from_millis(500);
+/// Longest wait between refill attempts.
+const REFILL_MAX: core::time::Duration = core::time::Duration::from_secs(30);
 
 impl View {
     pub fn new(cfg: MembershipConfig, now: Timestamp) -> Self {
@@ -56,6 +71,9 @@ impl View {
             passive: BTreeMap::new(),
             dialling: BTreeMap::new(),
             next_shuffle: now.saturating_add(cfg.shuffle_interval),
+            rotating: None,
+            refill_at: now,
+            refill_backoff: REFILL_BASE,
         }
     }
 }
@@ -124,6 +142,16 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     },
                 );
             }
+            Some(Intent::Rotate) => {
+                if let Some(v) = self.view.as_mut() {
+                    v.rotating = Some(*peer.key());
+                }
+                let m = Membership::Neighbor {
+                    addr: &addr,
+                    high_priority: true,
+                };
+                self.send_membership(now, link, m);
+            }
             None => {}
         }
     }
@@ -141,6 +169,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         if view.active.contains(&key) {
             return;
         }
+        view.refill_backoff = REFILL_BASE;
         if view.active.len() >= view.cfg.active {
             let others: Vec<NodeKey> = view.active.iter().copied().collect();
             if let Some(victim) = pick(&mut self.rng, &others) {
@@ -287,11 +316,19 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
             }
             Membership::NeighborReply { accepted } => {
+                let rotation = self
+                    .view
+                    .as_mut()
+                    .and_then(|v| v.rotating.take_if(|k| *k == from));
                 if accepted {
-                    let addr = self
-                        .view
-                        .as_ref()
-                        .and_then(|v| v.passive.get(&from).map(|(_, a)| a.clone()));
+                    if rotation.is_some() {
+                        // Let an old neighbour go; it keeps us in its passive view.
+                        let old: Vec<NodeKey> = self.active_view();
+                        if let Some(victim) = pick(&mut self.rng, &old) {
+                            self.evict(now, victim);
+                        }
+                    }
+                    let addr = self.view.as_ref().and_then(|v| v.addrs.get(&from).cloned());
                     self.add_active(now, from_id, addr.as_deref());
                 } else {
                     self.close_gracefully(now, link);
@@ -395,11 +432,18 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Some(view) = self.view.as_ref() else {
             return;
         };
-        if view.active.len() >= view.cfg.active || !view.dialling.is_empty() {
+        let high = view.active.is_empty();
+        if view.active.len() >= view.cfg.active
+            || !view.dialling.is_empty()
+            || (now < view.refill_at && !high)
+        {
             return;
         }
-        let high = view.active.is_empty();
         let candidates: Vec<NodeKey> = view.passive.keys().copied().collect();
+        if let Some(v) = self.view.as_mut() {
+            v.refill_at = now.saturating_add(v.refill_backoff);
+            v.refill_backoff = v.refill_backoff.saturating_mul(2).min(REFILL_MAX);
+        }
         let Some(k) = pick(&mut self.rng, &candidates) else {
             return;
         };
@@ -447,8 +491,41 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     },
                 );
             }
+            self.rotate(now);
         }
         self.refill(now);
+    }
+
+    /// With probability `rotate`, dials a random passive contact to replace an active peer.
+    fn rotate(&mut self, now: Timestamp) {
+        let Some(view) = self.view.as_ref() else {
+            return;
+        };
+        if view.active.len() < view.cfg.active
+            || !view.dialling.is_empty()
+            || view.rotating.is_some()
+        {
+            return;
+        }
+        let chance = (view.cfg.rotate.clamp(0.0, 1.0) * f64::from(u32::MAX)) as u64;
+        if u64::from(self.rng.next_u32()) >= chance {
+            return;
+        }
+        let candidates: Vec<NodeKey> = view.passive.keys().copied().collect();
+        let Some(k) = pick(&mut self.rng, &candidates) else {
+            return;
+        };
+        let addr = self
+            .view
+            .as_mut()
+            .and_then(|v| v.passive.remove(&k))
+            .map(|(_, a)| a);
+        if let Some(addr) = addr {
+            if let Some(v) = self.view.as_mut() {
+                v.addrs.insert(k, addr.clone());
+            }
+            self.dial(now, &addr, Intent::Rotate);
+        }
     }
 
     /// The next membership deadline.

@@ -418,6 +418,16 @@ impl Sim {
         self.queue.is_empty()
     }
 
+    /// Runs until no record is in flight and no repair is pending: idle, then `grace` more
+    /// (lazy announcements and grafts run on timers), then idle again; at most `max`.
+    pub fn settle(&mut self, grace: Duration, max: Duration) -> bool {
+        let end = self.now.saturating_add(max);
+        self.run_until_idle(max);
+        self.run_for(grace);
+        let left = end.saturating_duration_since(self.now);
+        self.run_until_idle(left)
+    }
+
     /// Node `from` broadcasts `payload` (anonymous or signed per its config); tracked for
     /// [`Sim::report`].
     pub fn broadcast(&mut self, from: usize, payload: &[u8]) -> Option<MessageId> {
