@@ -338,14 +338,22 @@ impl<'a> ContactList<'a> {
         ContactList { raw }
     }
 
-    /// Encodes `contacts` into `out`; returns the bytes used.
+    /// Appends the encoding of `contacts` to `out`.
     pub fn encode<'c>(
         contacts: impl IntoIterator<Item = Contact<'c>>,
         out: &mut alloc::vec::Vec<u8>,
     ) {
         for c in contacts {
-            if let Ok(v) = postcard::to_allocvec(&c) {
-                out.extend_from_slice(&v);
+            let Ok(len) = postcard::serialize_with_flavor::<_, postcard::ser_flavors::Size, usize>(
+                &c,
+                postcard::ser_flavors::Size::default(),
+            ) else {
+                continue;
+            };
+            let start = out.len();
+            out.resize(start + len, 0);
+            if postcard::to_slice(&c, &mut out[start..]).is_err() {
+                out.truncate(start);
             }
         }
     }
