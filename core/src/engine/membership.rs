@@ -439,25 +439,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         {
             return;
         }
-        let candidates: Vec<NodeKey> = view.passive.keys().copied().collect();
         if let Some(v) = self.view.as_mut() {
             v.refill_at = now.saturating_add(v.refill_backoff);
             v.refill_backoff = v.refill_backoff.saturating_mul(2).min(REFILL_MAX);
         }
-        let Some(k) = pick(&mut self.rng, &candidates) else {
-            return;
-        };
-        let addr = self
-            .view
-            .as_mut()
-            .and_then(|v| v.passive.remove(&k))
-            .map(|(_, a)| a);
-        if let Some(addr) = addr {
-            if let Some(view) = self.view.as_mut() {
-                view.addrs.insert(k, addr.clone());
-            }
-            self.dial(now, &addr, Intent::Neighbor { high });
-        }
+        self.dial_passive(now, Intent::Neighbor { high });
     }
 
     /// Shuffles and refills on schedule.
@@ -511,20 +497,25 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         if u64::from(self.rng.next_u32()) >= chance {
             return;
         }
-        let candidates: Vec<NodeKey> = view.passive.keys().copied().collect();
+        self.dial_passive(now, Intent::Rotate);
+    }
+
+    /// Takes a random contact out of the passive view and dials it with `intent`.
+    fn dial_passive(&mut self, now: Timestamp, intent: Intent) {
+        let candidates: Vec<NodeKey> = self
+            .view
+            .as_ref()
+            .map(|v| v.passive.keys().copied().collect())
+            .unwrap_or_default();
         let Some(k) = pick(&mut self.rng, &candidates) else {
             return;
         };
-        let addr = self
-            .view
-            .as_mut()
-            .and_then(|v| v.passive.remove(&k))
-            .map(|(_, a)| a);
-        if let Some(addr) = addr {
-            if let Some(v) = self.view.as_mut() {
-                v.addrs.insert(k, addr.clone());
-            }
-            self.dial(now, &addr, Intent::Rotate);
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        if let Some((_, addr)) = view.passive.remove(&k) {
+            view.addrs.insert(k, addr.clone());
+            self.dial(now, &addr, intent);
         }
     }
 

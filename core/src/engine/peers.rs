@@ -537,14 +537,18 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             .map(|(l, _)| *l)
     }
 
-    /// Joins or leaves a namespace at every relay, and looks it up when joining.
-    pub(crate) fn rendezvous(&mut self, now: Timestamp, namespace: [u8; 32], leave: bool) {
-        let relays: Vec<LinkId> = self
-            .links
+    /// Every established relay link.
+    pub(crate) fn established_relays(&self) -> Vec<LinkId> {
+        self.links
             .iter()
             .filter(|(_, l)| matches!(l.kind, LinkKind::Relay { .. }) && l.is_established())
             .map(|(id, _)| *id)
-            .collect();
+            .collect()
+    }
+
+    /// Joins or leaves a namespace at every relay, and looks it up when joining.
+    pub(crate) fn rendezvous(&mut self, now: Timestamp, namespace: [u8; 32], leave: bool) {
+        let relays = self.established_relays();
         for link in relays {
             let _ = self.send_on(
                 now,
@@ -610,12 +614,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             spaces.push(global_namespace());
         }
         spaces.extend(self.attuned.keys().map(|k| k.0));
-        let relays: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| matches!(l.kind, LinkKind::Relay { .. }) && l.is_established())
-            .map(|(id, _)| *id)
-            .collect();
+        let relays = self.established_relays();
         for link in relays {
             for namespace in &spaces {
                 let lookup = Message::Lookup(Lookup {

@@ -229,17 +229,7 @@ impl Sim {
                     self.schedule(at, Input::Down { node: i, link });
                 }
                 Action::Close { link } => {
-                    if let Some(pipe) = self.pipes.remove(&(i, link)) {
-                        self.pipes.remove(&pipe.to);
-                        let at = now.saturating_add(pipe.latency);
-                        self.schedule(
-                            at,
-                            Input::Down {
-                                node: pipe.to.0,
-                                link: pipe.to.1,
-                            },
-                        );
-                    }
+                    self.cut((i, link));
                 }
                 Action::Signal { .. } => {}
             }
@@ -289,6 +279,17 @@ impl Sim {
                 self.timers.insert((t.max(now), i));
             }
             self.timer_of[i] = next.map(|t| t.max(now));
+        }
+    }
+
+    /// Removes both directions of the link `key` belongs to; the far end sees it go down after
+    /// one latency.
+    fn cut(&mut self, key: (usize, LinkId)) {
+        if let Some(pipe) = self.pipes.remove(&key) {
+            self.pipes.remove(&pipe.to);
+            let at = self.now.saturating_add(pipe.latency);
+            let (node, link) = pipe.to;
+            self.schedule(at, Input::Down { node, link });
         }
     }
 
@@ -454,7 +455,6 @@ impl Sim {
     /// Kills node `i`: it stops at once; its peers' links reset after one latency.
     pub fn kill(&mut self, i: usize) {
         self.alive[i] = false;
-        let now = self.now;
         let mine: Vec<(usize, LinkId)> = self
             .pipes
             .keys()
@@ -462,17 +462,7 @@ impl Sim {
             .copied()
             .collect();
         for key in mine {
-            if let Some(pipe) = self.pipes.remove(&key) {
-                self.pipes.remove(&pipe.to);
-                let at = now.saturating_add(pipe.latency);
-                self.schedule(
-                    at,
-                    Input::Down {
-                        node: pipe.to.0,
-                        link: pipe.to.1,
-                    },
-                );
-            }
+            self.cut(key);
         }
         if let Some(t) = self.timer_of[i].take() {
             self.timers.remove(&(t, i));
