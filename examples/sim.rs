@@ -140,8 +140,8 @@ fn round(sim: &mut Sim, senders: &[usize], t: &mut Tally) -> f64 {
         .iter()
         .filter_map(|&s| sim.broadcast(s, b"round payload"))
         .collect();
-    // Lazy announcements and grafts run on timers: settle past them before measuring.
-    sim.settle(Duration::from_secs(1), Duration::from_secs(60));
+    // Until everyone has it (or 30 s pass), then 1 s more for late copies and grafts.
+    sim.run_until_delivered(&ids, Duration::from_secs(1), Duration::from_secs(30));
     let mut rel = 0.0;
     for id in &ids {
         let r = sim.report(id).expect("tracked");

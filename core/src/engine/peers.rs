@@ -569,6 +569,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     /// Sends the peers we have sessions with to a new neighbour (peer exchange).
     pub(crate) fn send_peers(&mut self, now: Timestamp, link: LinkId, to: NodeKey) {
+        if self.view.is_some() {
+            // Membership keeps its own passive view and shuffles it; plain peer exchange
+            // would only teach every node every ID.
+            return;
+        }
         let ids: Vec<NodeId> = self
             .peers
             .iter()
