@@ -28,6 +28,7 @@ struct Opts {
     loss: f64,
     fail: Option<f64>,
     join_ms: u64,
+    graft_ms: (u64, u64),
 }
 
 fn parse() -> Opts {
@@ -40,6 +41,7 @@ fn parse() -> Opts {
         loss: 0.0,
         fail: None,
         join_ms: 100,
+        graft_ms: (200, 100),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -68,6 +70,13 @@ fn parse() -> Opts {
             "--loss" => o.loss = value.parse().unwrap_or_else(|_| bad(flag, value)),
             "--fail" => o.fail = Some(value.parse().unwrap_or_else(|_| bad(flag, value))),
             "--join-ms" => o.join_ms = value.parse().unwrap_or_else(|_| bad(flag, value)),
+            "--graft-ms" => {
+                let (a, b) = value.split_once('/').unwrap_or_else(|| bad(flag, value));
+                o.graft_ms = (
+                    a.parse().unwrap_or_else(|_| bad(flag, value)),
+                    b.parse().unwrap_or_else(|_| bad(flag, value)),
+                );
+            }
             _ => usage(&format!("unknown option {flag}")),
         }
     }
@@ -80,7 +89,7 @@ fn bad<T>(flag: &str, value: &str) -> T {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "{msg}\nusage: sim [--scenario single|multi|all|failure] [--n N] [--rounds R] [--seeds A..B] [--latency MIN-MAX] [--loss F] [--fail F] [--join-ms MS]"
+        "{msg}\nusage: sim [--scenario single|multi|all|failure] [--n N] [--rounds R] [--seeds A..B] [--latency MIN-MAX] [--loss F] [--fail F] [--join-ms MS] [--graft-ms FIRST/RETRY]"
     );
     std::process::exit(2)
 }
@@ -117,7 +126,11 @@ fn build(n: usize, seed: u64, o: &Opts) -> Sim {
         max_seen: 65_536,
         broadcast_auth: BroadcastAuth::Anonymous,
         membership: Some(MembershipConfig::default()),
-        broadcast_tree: Some(TreeConfig::default()),
+        broadcast_tree: Some(TreeConfig {
+            graft_timeout: Duration::from_millis(o.graft_ms.0),
+            graft_retry: Duration::from_millis(o.graft_ms.1),
+            ..TreeConfig::default()
+        }),
         default_hop_limit: 64,
         limits: Limits {
             max_hop_limit: 64,

@@ -20,7 +20,10 @@ use crate::{
     wire::{Broadcast, Message, MessageId, Route, Signature, Tree},
 };
 
-/// Broadcast-tree settings.
+/// Broadcast-tree settings. The graft timeouts trade redundancy against repair speed: in the
+/// simulator (n = 1000, 10–50 ms links, `multi`), 80/40 ms gave rmr 0.51 and 200/100 ms gave
+/// rmr 0.10 at a shorter mean duration, while the first round after 60 % of nodes died reached
+/// 99.5 % and 98.0 % respectively.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeConfig {
     /// Wait after the first IHAVE before grafting.
@@ -36,8 +39,8 @@ pub struct TreeConfig {
 impl Default for TreeConfig {
     fn default() -> Self {
         TreeConfig {
-            graft_timeout: Duration::from_millis(80),
-            graft_retry: Duration::from_millis(40),
+            graft_timeout: Duration::from_millis(200),
+            graft_retry: Duration::from_millis(100),
             cache: 4096,
             cache_ttl: Duration::from_secs(30),
         }
