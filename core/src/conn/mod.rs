@@ -257,31 +257,41 @@ impl<P: CryptoProvider> Conn<P> {
             return Err(QueueError::NotEstablished);
         };
         let estimate = frame.encoded_len();
-        let total_estimate = pad(estimate).max(estimate);
-        if total_estimate + TAG_LEN > self.max_record {
+        let total = pad(estimate).max(estimate);
+        let record_len = total + TAG_LEN;
+        if record_len > self.max_record {
             return Err(QueueError::Encode(EncodeError::BufferTooSmall));
         }
+        // Refuse before spending an allocation and an encoding on a frame that cannot go.
+        if !bypass_cap && self.queued_bytes + record_len > self.max_queue_bytes {
+            return Err(QueueError::Full);
+        }
         // Exactly the record's size: no large scratch buffer per frame.
-        let mut buf = vec![0u8; total_estimate + TAG_LEN];
+        let mut buf = vec![0u8; record_len];
         let len = frame.encode(&mut buf)?;
-        let total = if len == estimate { total_estimate } else { len };
         let n = if total > len {
             Frame::pad_encoded(&mut buf, len, total)?
         } else {
             len
         };
-        let record_len = n + TAG_LEN;
-        if record_len > self.max_record {
-            return Err(QueueError::Encode(EncodeError::BufferTooSmall));
-        }
-        if !bypass_cap && self.queued_bytes + record_len > self.max_queue_bytes {
-            return Err(QueueError::Full);
-        }
+        let sealed = Self::push_sealed(session, &mut self.outbox, &mut self.queued_bytes, buf, n)?;
+        Ok((sealed, n - len))
+    }
+
+    /// Seals `buf[..n]` in place (the tag goes after it), trims `buf` to the record and queues
+    /// it. Returns the record's length.
+    fn push_sealed(
+        session: &mut Session<P>,
+        outbox: &mut VecDeque<Vec<u8>>,
+        queued_bytes: &mut usize,
+        mut buf: Vec<u8>,
+        n: usize,
+    ) -> Result<usize, QueueError> {
         let sealed = session.seal(&mut buf, n)?;
         buf.truncate(sealed);
-        self.queued_bytes += sealed;
-        self.outbox.push_back(buf);
-        Ok((sealed, n - len))
+        *queued_bytes += sealed;
+        outbox.push_back(buf);
+        Ok(sealed)
     }
 
     /// Seals arbitrary bytes as one record and queues it (tests and fuzzing: lets a peer send
@@ -292,24 +302,13 @@ impl<P: CryptoProvider> Conn<P> {
         };
         let mut buf = vec![0u8; plaintext.len() + TAG_LEN];
         buf[..plaintext.len()].copy_from_slice(plaintext);
-        let n = session.seal(&mut buf, plaintext.len())?;
-        buf.truncate(n);
-        self.queued_bytes += n;
-        self.outbox.push_back(buf);
-        Ok(())
-    }
-
-    /// Queues an already sealed record or handshake message (tunnelled traffic). Respects the
-    /// cap unless `bypass_cap`.
-    pub fn queue_raw(&mut self, record: Vec<u8>, bypass_cap: bool) -> Result<(), QueueError> {
-        if self.is_closed() {
-            return Err(QueueError::NotEstablished);
-        }
-        if !bypass_cap && self.queued_bytes + record.len() > self.max_queue_bytes {
-            return Err(QueueError::Full);
-        }
-        self.queued_bytes += record.len();
-        self.outbox.push_back(record);
+        Self::push_sealed(
+            session,
+            &mut self.outbox,
+            &mut self.queued_bytes,
+            buf,
+            plaintext.len(),
+        )?;
         Ok(())
     }
 

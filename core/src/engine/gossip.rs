@@ -122,6 +122,23 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         sent
     }
 
+    /// Sends a broadcast on to the neighbours other than `except`: along the broadcast tree when
+    /// it is on, else flooded through the gossip strategy. Returns how many neighbours got the
+    /// full message and how many only an announcement (IHAVE).
+    fn spread(
+        &mut self,
+        now: Timestamp,
+        b: &Broadcast<'_>,
+        except: &[NodeKey],
+        class: Class,
+    ) -> (usize, usize) {
+        if self.tree.is_some() {
+            return self.tree_push(now, b, except, class);
+        }
+        let targets = self.targets(except, |_| true);
+        (self.push(now, &targets, Message::Broadcast(*b), class), 0)
+    }
+
     /// Broadcasts `payload` to every node, authenticated as configured; it is also delivered
     /// locally. Fails with `NoRoute` when no neighbour could take it.
     pub fn broadcast(&mut self, now: Timestamp, payload: &[u8]) -> Result<MessageId, SendError> {
@@ -162,23 +179,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             payload,
             signature,
         };
-        let (targets, sent) = if self.tree.is_some() {
-            let n = self.neighbours().len();
-            (
-                alloc::vec![NodeKey([0; 32]); n],
-                self.tree_push(now, &b, &[], Class::Own),
-            )
-        } else {
-            let targets = self.targets(&[], |_| true);
-            let sent = self.push(now, &targets, Message::Broadcast(b), Class::Own);
-            (targets, sent)
-        };
-        if sent == 0 {
-            return Err(if targets.is_empty() {
-                SendError::NoRoute
-            } else {
-                SendError::QueueFull
-            });
+        if self.neighbours().is_empty() {
+            return Err(SendError::NoRoute);
+        }
+        let (full, announced) = self.spread(now, &b, &[], Class::Own);
+        if full + announced == 0 {
+            return Err(SendError::QueueFull);
         }
         self.seen.insert(now, route.id, Verdict::Accepted);
         self.stats.messages_sent += 1;
@@ -257,13 +263,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             let mut fwd = b;
             fwd.route.hops += 1;
             let except = [from, b.origin.map(|o| *o.key()).unwrap_or(from)];
-            let n = if self.tree.is_some() {
-                self.tree_parent(from);
-                self.tree_push(now, &fwd, &except, Class::Forward)
-            } else {
-                let targets = self.targets(&except, |_| true);
-                self.push(now, &targets, Message::Broadcast(fwd), Class::Forward)
-            };
+            self.tree_parent(from);
+            let (n, _) = self.spread(now, &fwd, &except, Class::Forward);
             self.stats.messages_forwarded += n as u64;
         }
     }

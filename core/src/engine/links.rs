@@ -393,18 +393,13 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             let Some(entry) = self.links.get_mut(&id) else {
                 continue;
             };
-            let Some(conn) = entry.conn.as_ref() else {
+            let Some(conn) = entry.conn.as_ref().filter(|c| c.is_established()) else {
+                // Not up yet (transport or handshake): give it `handshake_timeout`.
                 if now.saturating_duration_since(entry.opened) > self.config.handshake_timeout {
                     self.close_link(now, id, DownReason::HandshakeTimeout);
                 }
                 continue;
             };
-            if !conn.is_established() {
-                if now.saturating_duration_since(entry.opened) > self.config.handshake_timeout {
-                    self.close_link(now, id, DownReason::HandshakeTimeout);
-                }
-                continue;
-            }
             if now.saturating_duration_since(conn.last_recv) > self.config.dead_after {
                 self.close_link(now, id, DownReason::Timeout);
                 continue;

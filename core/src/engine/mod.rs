@@ -400,7 +400,23 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             return self.handle_data(now, link, data);
         };
         self.stats.bytes_received += data.len() as u64;
-        match conn.handle_data(now, data) {
+        let received = conn.handle_data(now, data);
+        self.on_record(now, link, received, data);
+        self.flush_tunnels(now);
+        Ok(())
+    }
+
+    /// What a link's connection made of one record (a transport link's or a tunnel's): a
+    /// handshake step, an established session, or a frame to decode and dispatch. Anything else
+    /// fails the link.
+    pub(crate) fn on_record(
+        &mut self,
+        now: Timestamp,
+        link: LinkId,
+        received: Result<Received, crate::conn::ConnError>,
+        data: &[u8],
+    ) {
+        match received {
             Ok(Received::Handshaking) => {}
             Ok(Received::Established(info)) => self.link_established(now, link, info),
             Ok(Received::Frame(len)) => {
@@ -410,18 +426,18 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     Ok(frame) => self.dispatch(now, link, frame.message),
                     Err(_) => {
                         self.stats.drop(DropCause::Invalid);
-                        self.stats.links_failed += 1;
-                        self.close_link(now, link, DownReason::ProtocolError);
+                        self.fail_link(now, link);
                     }
                 }
             }
-            Err(_) => {
-                self.stats.links_failed += 1;
-                self.close_link(now, link, DownReason::ProtocolError);
-            }
+            Err(_) => self.fail_link(now, link),
         }
-        self.flush_tunnels(now);
-        Ok(())
+    }
+
+    /// Closes a link whose peer sent hostile or broken bytes, and counts it.
+    pub(crate) fn fail_link(&mut self, now: Timestamp, link: LinkId) {
+        self.stats.links_failed += 1;
+        self.close_link(now, link, DownReason::ProtocolError);
     }
 
     /// A WebRTC signaling blob produced by the adapter for `link`'s remote peer; the engine

@@ -11,7 +11,6 @@ use super::{
 };
 use crate::{
     NodeId, NodeKey, Timestamp,
-    conn::Received,
     crypto::{CryptoProvider, link::PeerInfo},
     derive::ResonanceKey,
     wire::{Found, Join, Lookup, Message, MessageType, Relay, RelayStage, Signal, Unreachable},
@@ -164,6 +163,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 self.push_event(Event::RelayUp {
                     relay: info.node_id,
                 });
+                // Be findable in the global namespace and every attuned one; look up those we
+                // open sessions in.
                 let mut spaces = alloc::vec![global_namespace()];
                 spaces.extend(self.attuned.keys().map(|k| k.0));
                 for namespace in spaces {
@@ -172,18 +173,30 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                         leave: false,
                     });
                     let _ = self.send_on(now, link, join, Class::Control);
-                    let lookup = Message::Lookup(Lookup { namespace });
-                    let _ = self.send_on(now, link, lookup, Class::Control);
                 }
+                self.lookup_at(now, link);
             }
             LinkKind::Direct { .. } | LinkKind::Inbound | LinkKind::Tunnel { .. } => {
                 let key = *info.node_id.key();
-                let is_tunnel = matches!(kind, LinkKind::Tunnel { .. });
+                let tunnel = match kind {
+                    LinkKind::Tunnel { relay, peer, .. } => Some((relay, peer)),
+                    _ => None,
+                };
+                let is_tunnel = tunnel.is_some();
+                self.pending_tunnels.remove(&link);
+                if tunnel.is_some_and(|(_, expected)| expected != key) {
+                    // The relay said the tunnel leads to one node; the handshake proved another.
+                    self.fail_link(now, link);
+                    return;
+                }
                 let Some(peer) = self.upsert_peer(info.node_id) else {
                     self.close_link(now, link, DownReason::Limit);
                     return;
                 };
                 peer.capabilities = info.capabilities;
+                if let Some((relay, _)) = tunnel {
+                    peer.relay = Some(relay);
+                }
                 let slot = if is_tunnel {
                     &mut peer.tunnel
                 } else {
@@ -196,9 +209,6 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
                 if let Some(old) = old.filter(|o| *o != link) {
                     // A newer link to the same peer replaces the older one.
-                    if let Some(e) = self.links.get_mut(&old) {
-                        e.kind = LinkKind::Inbound;
-                    }
                     self.close_link(now, old, DownReason::LinkLost);
                 }
                 let wants = self.wants_direct(&key);
@@ -433,7 +443,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     fn on_relayed(&mut self, now: Timestamp, relay: LinkId, r: Relay<'_>) {
         let from = r.peer;
         if r.stage == RelayStage::Sealed {
-            self.on_sealed(now, relay, from, r.payload);
+            self.on_sealed(now, from, r.payload);
             return;
         }
         let me = *self.identity.node_id().key();
@@ -496,38 +506,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Some(conn) = self.links.get_mut(&tunnel).and_then(|e| e.conn.as_mut()) else {
             return;
         };
-        match conn.handle_data(now, &mut data) {
-            Ok(Received::Handshaking) => {}
-            Ok(Received::Established(info)) => {
-                self.pending_tunnels.remove(&tunnel);
-                if *info.node_id.key() != from {
-                    self.stats.links_failed += 1;
-                    self.close_link(now, tunnel, DownReason::ProtocolError);
-                    return;
-                }
-                if let Some(p) = self.upsert_peer(info.node_id) {
-                    p.relay = Some(relay);
-                }
-                self.link_established(now, tunnel, info);
-            }
-            Ok(Received::Frame(len)) => {
-                self.stats.frames_received += 1;
-                let limits = self.config.limits;
-                match crate::wire::Frame::decode(&data[..len], &limits) {
-                    Ok(frame) => self.dispatch(now, tunnel, frame.message),
-                    Err(_) => {
-                        self.stats.drop(super::DropCause::Invalid);
-                        self.stats.links_failed += 1;
-                        self.close_link(now, tunnel, DownReason::ProtocolError);
-                    }
-                }
-            }
-            Err(_) => {
-                self.pending_tunnels.remove(&tunnel);
-                self.stats.links_failed += 1;
-                self.close_link(now, tunnel, DownReason::ProtocolError);
-            }
-        }
+        let received = conn.handle_data(now, &mut data);
+        self.on_record(now, tunnel, received, &data);
     }
 
     fn pending_tunnel_for(&self, from: NodeKey) -> Option<LinkId> {
@@ -612,21 +592,24 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         }
     }
 
-    /// Looks up every namespace we belong to at every relay again (reconnects lost peers).
+    /// Looks up every namespace we open sessions in, at every relay (reconnects lost peers).
     pub(crate) fn lookup_all(&mut self, now: Timestamp) {
+        for link in self.established_relays() {
+            self.lookup_at(now, link);
+        }
+    }
+
+    /// Looks up, at one relay, the namespaces we open sessions in: the global one with
+    /// `auto_connect`, and every attuned one.
+    fn lookup_at(&mut self, now: Timestamp, link: LinkId) {
         let mut spaces = Vec::new();
         if self.config.auto_connect {
             spaces.push(global_namespace());
         }
         spaces.extend(self.attuned.keys().map(|k| k.0));
-        let relays = self.established_relays();
-        for link in relays {
-            for namespace in &spaces {
-                let lookup = Message::Lookup(Lookup {
-                    namespace: *namespace,
-                });
-                let _ = self.send_on(now, link, lookup, Class::Control);
-            }
+        for namespace in spaces {
+            let lookup = Message::Lookup(Lookup { namespace });
+            let _ = self.send_on(now, link, lookup, Class::Control);
         }
     }
 

@@ -110,22 +110,23 @@ impl TreeState {
 
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// Pushes a broadcast along the tree: the full message to eager neighbours, IHAVE to lazy
-    /// ones; `except` are skipped. Returns how many neighbours got the full message.
+    /// ones; `except` are skipped. Returns how many neighbours got the full message and how many
+    /// an IHAVE.
     pub(crate) fn tree_push(
         &mut self,
         now: Timestamp,
         b: &Broadcast<'_>,
         except: &[NodeKey],
         class: Class,
-    ) -> usize {
+    ) -> (usize, usize) {
         let Some(tree) = self.tree.as_mut() else {
-            return 0;
+            return (0, 0);
         };
         tree.remember(now, b);
         tree.missing.remove(&b.route.id);
         let lazy = tree.lazy.clone();
         let neighbours = self.neighbours();
-        let mut sent = 0;
+        let (mut sent, mut announced) = (0, 0);
         for (key, link) in neighbours {
             if except.contains(&key) {
                 continue;
@@ -135,7 +136,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     id: b.route.id,
                     hops: b.route.hops,
                 });
-                let _ = self.send_on(now, link, ihave, Class::Lazy);
+                if self.send_on(now, link, ihave, Class::Lazy).is_ok() {
+                    announced += 1;
+                }
             } else if self
                 .send_on(now, link, Message::Broadcast(*b), class)
                 .is_ok()
@@ -144,7 +147,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             }
         }
         self.flush_tunnels(now);
-        sent
+        (sent, announced)
     }
 
     /// A duplicate arrived from `from`: take its link out of the tree.

@@ -148,14 +148,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.send_on(now, relay, relayed, class).is_ok()
     }
 
-    /// A sealed box arrived through `relay` from `from`.
-    pub(crate) fn on_sealed(
-        &mut self,
-        now: Timestamp,
-        relay: LinkId,
-        from: NodeKey,
-        payload: &[u8],
-    ) {
+    /// A sealed box arrived through a relay from `from`.
+    pub(crate) fn on_sealed(&mut self, now: Timestamp, from: NodeKey, payload: &[u8]) {
         let Some((id, boxed)) = payload.split_first_chunk::<16>() else {
             self.stats.drop(DropCause::Invalid);
             return;
@@ -186,7 +180,6 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             Message::Ack(a) => self.on_ack(a.id),
             _ => self.stats.drop(DropCause::Unhandled),
         }
-        let _ = relay;
     }
 
     /// A whisper from `from` (over `link`, or sealed when `None`).
