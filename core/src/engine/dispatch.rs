@@ -16,14 +16,15 @@ use crate::{
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// Handles one decrypted frame from `link`.
     pub(crate) fn dispatch(&mut self, now: Timestamp, link: LinkId, message: Message<'_>) {
-        let Some(kind) = self.links.get(&link).map(|l| l.kind.clone()) else {
+        let Some(entry) = self.links.get(&link) else {
             return;
         };
-        if matches!(kind, LinkKind::Relay { .. }) {
+        if matches!(entry.kind, LinkKind::Relay { .. }) {
             self.on_relay_frame(now, link, message);
             return;
         }
-        let Some(from) = self.links.get(&link).and_then(|l| l.peer_key()) else {
+        let is_tunnel = matches!(entry.kind, LinkKind::Tunnel { .. });
+        let Some(from) = entry.peer_key() else {
             return;
         };
         if !Self::is_peer_type(message.kind()) {
@@ -47,7 +48,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             Message::Peers(list) => self.on_peers(now, from, list),
             Message::Tree(t) => self.on_tree(now, from, t),
             Message::Membership(m) => {
-                if !matches!(kind, LinkKind::Tunnel { .. }) {
+                // Membership manages direct links only.
+                if !is_tunnel {
                     self.on_membership(now, link, from, m);
                 }
             }

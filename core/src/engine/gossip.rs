@@ -72,7 +72,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             .saturating_sub(FRAME_ROOM + 128)
     }
 
-    fn new_route(&mut self, now: Timestamp) -> Route {
+    pub(crate) fn new_route(&mut self, now: Timestamp) -> Route {
         Route {
             id: self.new_id(),
             timestamp: now.as_millis(),

@@ -339,13 +339,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 self.close_gracefully(now, link);
             }
             Membership::Shuffle { contacts } => {
-                let reply = self.shuffle_sample(false);
+                let raw = self.shuffle_sample(false);
                 self.integrate(contacts);
-                let mut raw = Vec::new();
-                ContactList::encode(
-                    reply.iter().map(|(id, a)| Contact { node: *id, addr: a }),
-                    &mut raw,
-                );
                 self.send_membership(
                     now,
                     link,
@@ -370,14 +365,15 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         }
     }
 
-    /// A sample of our views for a shuffle (with ourselves first when `with_self`).
-    fn shuffle_sample(&mut self, with_self: bool) -> Vec<(NodeId, String)> {
+    /// A sample of our views for a shuffle (with ourselves first when `with_self`), encoded as
+    /// a contact list.
+    fn shuffle_sample(&mut self, with_self: bool) -> Vec<u8> {
         let mut out = Vec::new();
         if with_self && let Some(addr) = self.config.listen_addr.clone() {
             out.push((*self.identity.node_id(), addr));
         }
         let Some(view) = self.view.as_ref() else {
-            return out;
+            return Vec::new(); // no membership, nothing to shuffle
         };
         let (ka, kp) = (view.cfg.shuffle_active, view.cfg.shuffle_passive);
         let active: Vec<(NodeId, String)> = view
@@ -393,7 +389,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 out.push(list.swap_remove(i));
             }
         }
-        out
+        let mut raw = Vec::new();
+        ContactList::encode(
+            out.iter().map(|(id, a)| Contact { node: *id, addr: a }),
+            &mut raw,
+        );
+        raw
     }
 
     fn dial(&mut self, now: Timestamp, addr: &str, intent: Intent) {
@@ -463,12 +464,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             if let Some(k) = pick(&mut self.rng, &active)
                 && let Some(link) = self.direct_link(&k)
             {
-                let sample = self.shuffle_sample(true);
-                let mut raw = Vec::new();
-                ContactList::encode(
-                    sample.iter().map(|(id, a)| Contact { node: *id, addr: a }),
-                    &mut raw,
-                );
+                let raw = self.shuffle_sample(true);
                 self.send_membership(
                     now,
                     link,

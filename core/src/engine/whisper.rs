@@ -57,12 +57,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         if self.path_to(&to).is_none() && self.relay_link(None).is_none() {
             return Err(SendError::NoRoute);
         }
+        // Whispers go to their recipient directly and are never forwarded.
         let route = Route {
-            id: self.new_id(),
-            timestamp: now.as_millis(),
-            ttl_ms: u32::try_from(self.config.default_ttl.as_millis()).unwrap_or(u32::MAX),
-            hops: 1,
             hop_limit: 1,
+            ..self.new_route(now)
         };
         let mut pending = PendingWhisper {
             to,
@@ -118,8 +116,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Some(relay) = self.relay_link(hint) else {
             return false;
         };
-        let mut plain = alloc::vec![0u8; self.config.limits.max_frame_size];
-        let Ok(n) = Frame::new(message).encode(&mut plain) else {
+        let frame = Frame::new(message);
+        let mut plain = alloc::vec![0u8; frame.encoded_len()];
+        let Ok(n) = frame.encode(&mut plain) else {
             return false;
         };
         let id = match message.route() {
