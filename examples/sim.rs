@@ -107,6 +107,9 @@ struct Tally {
     deg: f64,
     first_reliability: f64,
     first_count: usize,
+    /// Per seed (failure): the first post-failure round (1-based) from which every round
+    /// reached every living node, if any.
+    recovered: Vec<Option<usize>>,
 }
 
 fn build(n: usize, seed: u64, o: &Opts) -> Sim {
@@ -224,6 +227,7 @@ fn run(scenario: &str, n: usize, rounds: usize, fail: f64, o: &Opts) -> Tally {
                     sim.kill(v);
                 }
                 let living = sim.living();
+                let mut recovered = None;
                 for k in 0..10 {
                     let s = living[next(&mut r) as usize % living.len()];
                     let rel = round(&mut sim, &[s], &mut t);
@@ -231,7 +235,13 @@ fn run(scenario: &str, n: usize, rounds: usize, fail: f64, o: &Opts) -> Tally {
                         t.first_reliability += rel;
                         t.first_count += 1;
                     }
+                    if rel < 1.0 {
+                        recovered = None;
+                    } else if recovered.is_none() {
+                        recovered = Some(k + 1);
+                    }
                 }
+                t.recovered.push(recovered);
             }
             other => usage(&format!("unknown scenario {other}")),
         }
@@ -260,9 +270,11 @@ fn line(scenario: &str, n: usize, rounds: usize, fail: Option<f64>, o: &Opts) {
         t.deg,
     );
     if let Some(f) = fail {
+        let worst = t.recovered.iter().try_fold(0, |w, r| r.map(|r| w.max(r)));
         s += &format!(
-            " fail={f} first_reliability={:.4}",
-            t.first_reliability / t.first_count.max(1) as f64
+            " fail={f} first_reliability={:.4} recovered_by_round={}",
+            t.first_reliability / t.first_count.max(1) as f64,
+            worst.map_or(String::from("never"), |w| w.to_string()),
         );
     }
     if o.loss > 0.0 {

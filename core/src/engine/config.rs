@@ -82,7 +82,7 @@ impl Default for MembershipConfig {
     fn default() -> Self {
         MembershipConfig {
             active: 5,
-            passive: 30,
+            passive: 60,
             active_walk: 6,
             passive_walk: 3,
             shuffle_interval: Duration::from_secs(10),

@@ -259,11 +259,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             hops: b.route.hops,
             payload: b.payload.to_vec(),
         });
+        self.tree_parent(from);
         if b.route.hops < b.route.effective_hop_limit(&self.config.limits) {
             let mut fwd = b;
             fwd.route.hops += 1;
             let except = [from, b.origin.map(|o| *o.key()).unwrap_or(from)];
-            self.tree_parent(from);
             let (n, _) = self.spread(now, &fwd, &except, Class::Forward);
             self.stats.messages_forwarded += n as u64;
         }

@@ -9,6 +9,8 @@
 //!   passive view.
 //! - **Failure**: a lost active link is replaced by dialling a random passive contact with
 //!   NEIGHBOR (high priority when no active peer is left), which the other side may refuse.
+//! - **Last resort**: a node left with neither active nor passive contacts joins again through
+//!   the contacts it joined through (with backoff).
 //! - **Shuffle**: every `shuffle_interval` a node swaps a sample of its views with a random
 //!   active neighbour, so passive views stay fresh and well mixed.
 //! - Taking a peer into a full active view evicts a random one with DISCONNECT (it moves to the
@@ -55,7 +57,12 @@ pub(crate) struct View {
     pub refill_at: Timestamp,
     /// Current refill backoff.
     pub refill_backoff: core::time::Duration,
+    /// Addresses we joined through, for a last-resort rejoin (at most [`MAX_JOIN_CONTACTS`]).
+    pub join_contacts: Vec<String>,
 }
+
+/// Join addresses remembered for a last-resort rejoin.
+const MAX_JOIN_CONTACTS: usize = 4;
 
 /// First wait between refill attempts; doubles after each attempt up to [`REFILL_MAX`].
 const REFILL_BASE: core::time::Duration = core::time::Duration::from_millis(500);
@@ -74,6 +81,7 @@ impl View {
             rotating: None,
             refill_at: now,
             refill_backoff: REFILL_BASE,
+            join_contacts: Vec::new(),
         }
     }
 }
@@ -93,6 +101,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let link = self.connect_peer(now, contact)?;
         if let Some(view) = self.view.as_mut() {
             view.dialling.insert(link, Intent::Join);
+            if !view.join_contacts.iter().any(|c| c == contact) {
+                if view.join_contacts.len() >= MAX_JOIN_CONTACTS {
+                    view.join_contacts.remove(0);
+                }
+                view.join_contacts.push(String::from(contact));
+            }
         }
         Ok(link)
     }
@@ -331,6 +345,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     let addr = self.view.as_ref().and_then(|v| v.addrs.get(&from).cloned());
                     self.add_active(now, from_id, addr.as_deref());
                 } else {
+                    if let Some(v) = self.view.as_mut() {
+                        // Refused: back off before asking the next contact.
+                        v.refill_backoff = v.refill_backoff.saturating_mul(2).min(REFILL_MAX);
+                        v.refill_at = now.saturating_add(v.refill_backoff);
+                    }
                     self.close_gracefully(now, link);
                 }
             }
@@ -418,7 +437,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Some(view) = self.view.as_mut() else {
             return;
         };
-        view.dialling.remove(&link);
+        let intent = view.dialling.remove(&link);
+        if key.is_none() && matches!(intent, Some(Intent::Neighbor { .. })) {
+            // The contact is gone (it left the passive view when dialled): try the next one
+            // now rather than after a backoff meant for refusals.
+            view.refill_at = now;
+        }
         if let Some(k) = key
             && self.direct_link(&k).is_none()
             && let Some(view) = self.view.as_mut()
@@ -440,9 +464,22 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         {
             return;
         }
+        if view.passive.is_empty() && high {
+            // Nobody left to ask: join again through a remembered contact, with backoff.
+            if now < view.refill_at || view.join_contacts.is_empty() {
+                return;
+            }
+            let i = (self.rng.next_u64() % view.join_contacts.len() as u64) as usize;
+            let addr = view.join_contacts[i].clone();
+            if let Some(v) = self.view.as_mut() {
+                v.refill_at = now.saturating_add(v.refill_backoff);
+                v.refill_backoff = v.refill_backoff.saturating_mul(2).min(REFILL_MAX);
+            }
+            self.dial(now, &addr, Intent::Join);
+            return;
+        }
         if let Some(v) = self.view.as_mut() {
             v.refill_at = now.saturating_add(v.refill_backoff);
-            v.refill_backoff = v.refill_backoff.saturating_mul(2).min(REFILL_MAX);
         }
         self.dial_passive(now, Intent::Neighbor { high });
     }
@@ -517,6 +554,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     /// The next membership deadline.
     pub(crate) fn membership_deadline(&self) -> Option<Timestamp> {
-        self.view.as_ref().map(|v| v.next_shuffle)
+        let v = self.view.as_ref()?;
+        let can_dial =
+            !v.passive.is_empty() || (v.active.is_empty() && !v.join_contacts.is_empty());
+        let refill = (v.active.len() < v.cfg.active && v.dialling.is_empty() && can_dial)
+            .then_some(v.refill_at);
+        Some(refill.map_or(v.next_shuffle, |r| r.min(v.next_shuffle)))
     }
 }
