@@ -177,6 +177,52 @@ fn round(sim: &mut Sim, senders: &[usize], t: &mut Tally) -> f64 {
     };
     t.reliability += rel;
     t.rounds += 1;
+    if std::env::var_os("SIM_DEBUG").is_some() {
+        let (mut g, mut p, mut d) = (0, 0, 0);
+        for i in sim.living() {
+            let s = sim.engine(i).stats();
+            g += s.grafts_sent;
+            p += s.prunes_sent;
+            d += s.duplicates;
+        }
+        let keys: std::collections::BTreeMap<_, _> = (0..sim.len())
+            .map(|i| (*sim.engine(i).node_id().key(), i))
+            .collect();
+        let (mut edges, mut asym) = (0, 0);
+        let mut parent: Vec<usize> = (0..sim.len()).collect();
+        fn find(p: &mut Vec<usize>, x: usize) -> usize {
+            let mut x = x;
+            while p[x] != x {
+                p[x] = p[p[x]];
+                x = p[x];
+            }
+            x
+        }
+        for i in sim.living() {
+            for k in sim.engine(i).tree_links() {
+                let j = keys[&k];
+                edges += 1;
+                if !sim
+                    .engine(j)
+                    .tree_links()
+                    .contains(sim.engine(i).node_id().key())
+                {
+                    asym += 1;
+                }
+                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                parent[a] = b;
+            }
+        }
+        let living = sim.living();
+        let comps: std::collections::BTreeSet<usize> =
+            living.iter().map(|&i| find(&mut parent, i)).collect();
+        eprintln!(
+            "round {} grafts {g} prunes {p} dups {d} tree_edges {} asym {asym} comps {}",
+            t.rounds,
+            edges / 2,
+            comps.len()
+        );
+    }
     rel
 }
 

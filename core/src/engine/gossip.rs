@@ -227,7 +227,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let duplicate = self.seen.get(&b.route.id).is_some();
         if !self.admit(now, &message) {
             if duplicate {
-                self.tree_duplicate(now, from);
+                self.tree_duplicate(now, from, &b.route.id);
             }
             return;
         }
@@ -259,7 +259,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             hops: b.route.hops,
             payload: b.payload.to_vec(),
         });
-        self.tree_parent(from);
+        self.tree_parent(now, from, &b.route.id);
         if b.route.hops < b.route.effective_hop_limit(&self.config.limits) {
             let mut fwd = b;
             fwd.route.hops += 1;

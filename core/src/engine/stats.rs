@@ -80,6 +80,10 @@ pub struct Stats {
     pub cover_received: u64,
     /// Records held back by send jitter.
     pub jitter_delays: u64,
+    /// Broadcast-tree grafts sent (a missing broadcast was pulled).
+    pub grafts_sent: u64,
+    /// Broadcast-tree prunes sent (a duplicate arrived on a tree link).
+    pub prunes_sent: u64,
     /// Sum of one-way latencies of delivered messages (ms), for the average.
     pub latency_sum_ms: u64,
     /// Number of latency samples.

@@ -33,8 +33,12 @@ use crate::{
 /// rmr 0.10 at a shorter mean duration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeConfig {
-    /// Wait after the first IHAVE before grafting, when the node has a live tree link.
+    /// Shortest wait after the first IHAVE before grafting, when the node has a live tree
+    /// link. The wait adapts to how late tree copies arrive after their IHAVE (mean plus four
+    /// deviations, like a TCP retransmission timeout), between this and `graft_timeout_max`.
     pub graft_timeout: Duration,
+    /// Longest wait before grafting.
+    pub graft_timeout_max: Duration,
     /// Wait before grafting the next announcer if the first graft did not deliver.
     pub graft_retry: Duration,
     /// Broadcasts kept to answer grafts.
@@ -52,6 +56,7 @@ impl Default for TreeConfig {
         TreeConfig {
             graft_timeout: Duration::from_millis(200),
             graft_retry: Duration::from_millis(100),
+            graft_timeout_max: Duration::from_millis(500),
             cache: 4096,
             cache_ttl: Duration::from_secs(30),
             catch_up: Duration::from_secs(30),
@@ -66,12 +71,48 @@ struct Cached {
     origin: Option<NodeId>,
     signature: Option<Signature>,
     payload: Vec<u8>,
+    /// If we grafted it: when it was first announced to us, and whom we grafted last. A later
+    /// tree copy measures how late the tree was, and shows the graft was not needed.
+    grafted: Option<(Timestamp, NodeKey)>,
+    /// The neighbour the first copy came from (none for our own).
+    parent: Option<NodeKey>,
 }
 
 #[derive(Debug)]
 struct Missing {
     announcers: Vec<NodeKey>,
     deadline: Timestamp,
+    first_announced: Timestamp,
+    grafted: Option<NodeKey>,
+}
+
+/// How late tree copies arrive after the first IHAVE: a smoothed mean and mean deviation, in
+/// milliseconds.
+#[derive(Debug, Default)]
+struct Lateness {
+    mean: Option<f64>,
+    dev: f64,
+}
+
+impl Lateness {
+    fn sample(&mut self, lag: Duration) {
+        let x = lag.as_secs_f64() * 1000.0;
+        match self.mean {
+            None => {
+                self.mean = Some(x);
+                self.dev = x / 2.0;
+            }
+            Some(m) => {
+                self.dev = 0.75 * self.dev + 0.25 * (x - m).abs();
+                self.mean = Some(0.875 * m + 0.125 * x);
+            }
+        }
+    }
+
+    fn timeout(&self, cfg: &TreeConfig) -> Duration {
+        let ms = self.mean.map_or(0.0, |m| m + 4.0 * self.dev);
+        Duration::from_micros((ms * 1000.0) as u64).clamp(cfg.graft_timeout, cfg.graft_timeout_max)
+    }
 }
 
 /// Most announcers remembered per missing message.
@@ -83,10 +124,12 @@ pub(crate) struct TreeState {
     pub cfg: TreeConfig,
     /// Neighbours whose links are in the tree (only ever neighbours: forgotten with the path).
     eager: BTreeSet<NodeKey>,
+    strikes: BTreeMap<NodeKey, u8>,
     cache: BTreeMap<MessageId, Cached>,
     order: VecDeque<(Timestamp, MessageId)>,
     /// Announced but not received; at most `cfg.cache` entries.
     missing: BTreeMap<MessageId, Missing>,
+    lateness: Lateness,
 }
 
 impl TreeState {
@@ -94,9 +137,11 @@ impl TreeState {
         TreeState {
             cfg,
             eager: BTreeSet::new(),
+            strikes: BTreeMap::new(),
             cache: BTreeMap::new(),
             order: VecDeque::new(),
             missing: BTreeMap::new(),
+            lateness: Lateness::default(),
         }
     }
 
@@ -112,8 +157,12 @@ impl TreeState {
         }
     }
 
-    fn remember(&mut self, now: Timestamp, b: &Broadcast<'_>) {
+    fn remember(&mut self, now: Timestamp, b: &Broadcast<'_>, parent: Option<NodeKey>) {
         self.expire(now);
+        let grafted = self
+            .missing
+            .remove(&b.route.id)
+            .and_then(|m| Some((m.first_announced, m.grafted?)));
         if self.cfg.cache == 0 || self.cache.contains_key(&b.route.id) {
             return;
         }
@@ -125,6 +174,8 @@ impl TreeState {
                 origin: b.origin,
                 signature: b.signature,
                 payload: b.payload.to_vec(),
+                grafted,
+                parent,
             },
         );
     }
@@ -155,8 +206,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Some(tree) = self.tree.as_mut() else {
             return (0, 0);
         };
-        tree.remember(now, b);
-        tree.missing.remove(&b.route.id);
+        tree.remember(now, b, except.first().copied());
         if from_self && !has_eager && !neighbours.is_empty() {
             let i = (self.rng.next_u64() % neighbours.len() as u64) as usize;
             tree.eager.insert(neighbours[i].0);
@@ -188,22 +238,53 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         (sent, announced)
     }
 
-    /// A duplicate arrived from `from`: take its link out of the tree.
-    pub(crate) fn tree_duplicate(&mut self, now: Timestamp, from: NodeKey) {
+    /// A duplicate of `id` arrived from `from`: take its link out of the tree.
+    pub(crate) fn tree_duplicate(&mut self, now: Timestamp, from: NodeKey, id: &MessageId) {
         let Some(tree) = self.tree.as_mut() else {
             return;
         };
+        let mut prune = from;
+        if let Some(c) = tree.cache.get(id)
+            && let Some(p) = c.parent
+            && p != from
+            && !tree.eager.contains(&p)
+        {
+            // The link this message came on has left the tree meanwhile (a concurrent
+            // broadcast pruned it): the duplicate's link may be the one that remains.
+            return;
+        }
+        if let Some((t, target)) = tree.cache.get_mut(id).and_then(|c| c.grafted.take()) {
+            // We grafted it, and the tree copy came after all: the wait was too short, and the
+            // tree was whole. Keep the tree link and let the grafted one go instead, so repairs
+            // do not reshape the tree under concurrent broadcasts.
+            tree.lateness.sample(now.saturating_duration_since(t));
+            prune = target;
+        }
+        let from = prune;
+        let st = tree.strikes.entry(from).or_insert(0);
+        *st += 1;
+        if *st < 2 {
+            return;
+        }
+        tree.strikes.remove(&from);
         if tree.eager.remove(&from)
             && let Some(link) = self.path_to(&from)
         {
             let _ = self.send_on(now, link, Message::Tree(Tree::Prune), Class::Control);
+            self.stats.prunes_sent += 1;
         }
     }
 
-    /// The first copy arrived from `from`: its link is (now) in the tree.
-    pub(crate) fn tree_parent(&mut self, from: NodeKey) {
+    /// The first copy of `id` arrived from `from`: its link is (now) in the tree.
+    pub(crate) fn tree_parent(&mut self, now: Timestamp, from: NodeKey, id: &MessageId) {
         if let Some(tree) = self.tree.as_mut() {
             tree.eager.insert(from);
+            tree.strikes.remove(&from);
+            if let Some(m) = tree.missing.get(id).filter(|m| m.grafted.is_none()) {
+                // Announced first, then pushed along the tree before we grafted.
+                let lag = now.saturating_duration_since(m.first_announced);
+                tree.lateness.sample(lag);
+            }
         }
     }
 
@@ -221,7 +302,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 let wait = if immediate {
                     Duration::ZERO
                 } else {
-                    tree.cfg.graft_timeout
+                    tree.lateness.timeout(&tree.cfg)
                 };
                 if !tree.missing.contains_key(&id) && tree.missing.len() >= tree.cfg.cache {
                     self.stats.drop(super::DropCause::QueueFull);
@@ -230,6 +311,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 let m = tree.missing.entry(id).or_insert(Missing {
                     announcers: Vec::new(),
                     deadline: now.saturating_add(wait),
+                    first_announced: now,
+                    grafted: None,
                 });
                 if m.announcers.len() < MAX_ANNOUNCERS && !m.announcers.contains(&from) {
                     m.announcers.push(from);
@@ -294,9 +377,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             }
             let a = m.announcers.remove(0);
             m.deadline = now.saturating_add(retry);
+            m.grafted = Some(a);
             tree.eager.insert(a);
             if let Some(link) = self.path_to(&a) {
                 let _ = self.send_on(now, link, Message::Tree(Tree::Graft { id }), Class::Control);
+                self.stats.grafts_sent += 1;
                 self.flush_tunnels(now);
             }
         }
@@ -335,6 +420,17 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 Class::Lazy,
             );
         }
+    }
+
+    /// The neighbours whose links are in the broadcast tree (empty without a tree).
+    pub fn tree_links(&self) -> Vec<NodeKey> {
+        self.tree.as_ref().map_or_else(Vec::new, |t| {
+            t.eager
+                .iter()
+                .filter(|k| self.path_to(k).is_some())
+                .copied()
+                .collect()
+        })
     }
 
     /// A peer's path went away: its link leaves the tree.

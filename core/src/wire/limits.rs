@@ -13,7 +13,7 @@ pub struct Limits {
     pub max_clock_skew: Duration,
     /// Local cap on a sender-chosen time to live. Default 10 minutes.
     pub max_ttl: Duration,
-    /// Local cap on a sender-chosen hop limit. Default 16.
+    /// Local cap on a sender-chosen hop limit. Default 64.
     pub max_hop_limit: u8,
     /// Largest text field (error details, goodbye reasons). Default 256 bytes.
     pub max_text_len: usize,
@@ -30,7 +30,7 @@ impl Limits {
         max_frame_size: 64 * 1024,
         max_clock_skew: Duration::from_secs(30),
         max_ttl: Duration::from_secs(600),
-        max_hop_limit: 16,
+        max_hop_limit: 64,
         max_text_len: 256,
         max_signal_len: 16 * 1024,
         max_list_len: 64,
