@@ -7,8 +7,13 @@
 //!     --rounds 30 --seeds 0..3 --latency 10-50 --loss 0.05
 //! ```
 //!
-//! Every node joins through node 0, one every `--join-ms` (default 100 ms). Rounds are one broadcast (single, multi) or one per node
-//! (all), each run until no record is in flight. Figures are means over rounds and seeds.
+//! Every node joins through node 0, one every `--join-ms` (default 100 ms). Rounds are one
+//! broadcast (single, multi) or one per node (all), each run until every living node has it
+//! (then one second more for late copies). Figures are means over rounds and seeds. `failure`
+//! also reports `recovered_by_round`: the latest, over seeds, first post-failure round from
+//! which every round reached every survivor. Beyond BENCHMARKS.md's options: `--graft-ms
+//! MIN/RETRY` (the tree's repair timers), `--rotate F` (active-view rotation) and `--trace` (a
+//! line per round with the tree's grafts, prunes, duplicates and shape).
 
 use std::time::Duration;
 
@@ -29,6 +34,8 @@ struct Opts {
     fail: Option<f64>,
     join_ms: u64,
     graft_ms: (u64, u64),
+    rotate: Option<f64>,
+    trace: bool,
 }
 
 fn parse() -> Opts {
@@ -42,10 +49,16 @@ fn parse() -> Opts {
         fail: None,
         join_ms: 100,
         graft_ms: (200, 100),
+        rotate: None,
+        trace: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--trace" {
+            o.trace = true;
+            continue;
+        }
         let value = it
             .next()
             .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
@@ -69,6 +82,7 @@ fn parse() -> Opts {
             }
             "--loss" => o.loss = value.parse().unwrap_or_else(|_| bad(flag, value)),
             "--fail" => o.fail = Some(value.parse().unwrap_or_else(|_| bad(flag, value))),
+            "--rotate" => o.rotate = Some(value.parse().unwrap_or_else(|_| bad(flag, value))),
             "--join-ms" => o.join_ms = value.parse().unwrap_or_else(|_| bad(flag, value)),
             "--graft-ms" => {
                 let (a, b) = value.split_once('/').unwrap_or_else(|| bad(flag, value));
@@ -89,7 +103,7 @@ fn bad<T>(flag: &str, value: &str) -> T {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "{msg}\nusage: sim [--scenario single|multi|all|failure] [--n N] [--rounds R] [--seeds A..B] [--latency MIN-MAX] [--loss F] [--fail F] [--join-ms MS] [--graft-ms FIRST/RETRY]"
+        "{msg}\nusage: sim [--scenario single|multi|all|failure] [--n N] [--rounds R] [--seeds A..B] [--latency MIN-MAX] [--loss F] [--fail F] [--join-ms MS] [--graft-ms MIN/RETRY] [--rotate F] [--trace]"
     );
     std::process::exit(2)
 }
@@ -110,6 +124,8 @@ struct Tally {
     /// Per seed (failure): the first post-failure round (1-based) from which every round
     /// reached every living node, if any.
     recovered: Vec<Option<usize>>,
+    /// Print a line per round (`--trace`).
+    trace: bool,
 }
 
 fn build(n: usize, seed: u64, o: &Opts) -> Sim {
@@ -128,7 +144,10 @@ fn build(n: usize, seed: u64, o: &Opts) -> Sim {
         max_peers: n + 16,
         max_seen: 65_536,
         broadcast_auth: BroadcastAuth::Anonymous,
-        membership: Some(MembershipConfig::default()),
+        membership: Some(MembershipConfig {
+            rotate: o.rotate.unwrap_or(MembershipConfig::default().rotate),
+            ..MembershipConfig::default()
+        }),
         broadcast_tree: Some(TreeConfig {
             graft_timeout: Duration::from_millis(o.graft_ms.0),
             graft_retry: Duration::from_millis(o.graft_ms.1),
@@ -148,6 +167,56 @@ fn build(n: usize, seed: u64, o: &Opts) -> Sim {
     }
     sim.run_for(Duration::from_secs(30));
     sim
+}
+
+/// `--trace`: one line per round on stderr with the round's duration and last-delivery hop,
+/// the running totals of grafts, prunes and duplicates, and the broadcast tree's shape (edges,
+/// one-sided edges, connected components).
+fn trace(sim: &Sim, round: usize, ids: &[whispurr_core::wire::MessageId]) {
+    let (mut grafts, mut prunes, mut dups) = (0, 0, 0);
+    for i in sim.living() {
+        let s = sim.engine(i).stats();
+        grafts += s.grafts_sent;
+        prunes += s.prunes_sent;
+        dups += s.duplicates;
+    }
+    let index: std::collections::BTreeMap<_, _> = (0..sim.len())
+        .map(|i| (*sim.engine(i).node_id().key(), i))
+        .collect();
+    fn root(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    let (mut edges, mut one_sided) = (0, 0);
+    let mut parent: Vec<usize> = (0..sim.len()).collect();
+    for i in sim.living() {
+        let me = sim.engine(i).node_id().key();
+        for k in sim.engine(i).tree_links() {
+            let j = index[&k];
+            edges += 1;
+            if !sim.engine(j).tree_links().contains(me) {
+                one_sided += 1;
+            }
+            let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+            parent[a] = b;
+        }
+    }
+    let components: std::collections::BTreeSet<usize> = sim
+        .living()
+        .into_iter()
+        .map(|i| root(&mut parent, i))
+        .collect();
+    let last = ids.last().and_then(|id| sim.report(id));
+    eprintln!(
+        "round {round} dur_ms={} ldh={} grafts={grafts} prunes={prunes} duplicates={dups} tree_edges={} one_sided={one_sided} components={}",
+        last.map_or(0, |r| r.dur_ms),
+        last.map_or(0, |r| r.ldh),
+        edges / 2,
+        components.len(),
+    );
 }
 
 /// One round: `senders` broadcast at once; run until nothing is in flight; add to the tally.
@@ -177,51 +246,8 @@ fn round(sim: &mut Sim, senders: &[usize], t: &mut Tally) -> f64 {
     };
     t.reliability += rel;
     t.rounds += 1;
-    if std::env::var_os("SIM_DEBUG").is_some() {
-        let (mut g, mut p, mut d) = (0, 0, 0);
-        for i in sim.living() {
-            let s = sim.engine(i).stats();
-            g += s.grafts_sent;
-            p += s.prunes_sent;
-            d += s.duplicates;
-        }
-        let keys: std::collections::BTreeMap<_, _> = (0..sim.len())
-            .map(|i| (*sim.engine(i).node_id().key(), i))
-            .collect();
-        let (mut edges, mut asym) = (0, 0);
-        let mut parent: Vec<usize> = (0..sim.len()).collect();
-        fn find(p: &mut Vec<usize>, x: usize) -> usize {
-            let mut x = x;
-            while p[x] != x {
-                p[x] = p[p[x]];
-                x = p[x];
-            }
-            x
-        }
-        for i in sim.living() {
-            for k in sim.engine(i).tree_links() {
-                let j = keys[&k];
-                edges += 1;
-                if !sim
-                    .engine(j)
-                    .tree_links()
-                    .contains(sim.engine(i).node_id().key())
-                {
-                    asym += 1;
-                }
-                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                parent[a] = b;
-            }
-        }
-        let living = sim.living();
-        let comps: std::collections::BTreeSet<usize> =
-            living.iter().map(|&i| find(&mut parent, i)).collect();
-        eprintln!(
-            "round {} grafts {g} prunes {p} dups {d} tree_edges {} asym {asym} comps {}",
-            t.rounds,
-            edges / 2,
-            comps.len()
-        );
+    if t.trace {
+        trace(sim, t.rounds, &ids);
     }
     rel
 }
@@ -236,7 +262,10 @@ fn next(state: &mut u64) -> u64 {
 }
 
 fn run(scenario: &str, n: usize, rounds: usize, fail: f64, o: &Opts) -> Tally {
-    let mut t = Tally::default();
+    let mut t = Tally {
+        trace: o.trace,
+        ..Tally::default()
+    };
     let seeds = o.seeds.0..=o.seeds.1;
     let per_message_rounds = seeds.clone().count();
     for seed in seeds {

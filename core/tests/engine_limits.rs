@@ -10,8 +10,8 @@ use whispurr_core::{
     Identity, NodeKey, Timestamp,
     conn::{Conn, Received},
     crypto::{RustCrypto, link::LinkConfig, sign::sign_broadcast},
-    engine::{Config, Engine, EngineError, Event, LinkId, Obfuscation, SendError},
-    wire::{Broadcast, Frame, Message, MessageId, Route, Signature},
+    engine::{Config, Engine, EngineError, Event, LinkId, Obfuscation, SendError, TreeConfig},
+    wire::{Broadcast, Frame, Limits, Message, MessageId, Route, Signature, Tree},
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -570,4 +570,82 @@ fn tunnelled_traffic_respects_the_relay_link_queue_cap() {
         "{bytes} bytes in {records} records, caps {cap} + {cap}"
     );
     assert!(bytes > cap / 2, "the queues were in use: {bytes}");
+}
+
+/// The TREE frames among `frames`.
+fn tree_frames(frames: &[Vec<u8>]) -> Vec<Tree> {
+    frames
+        .iter()
+        .filter_map(
+            |f| match Frame::decode(f, &Limits::default()).ok()?.message {
+                Message::Tree(t) => Some(t),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+fn tree_node(tree: TreeConfig) -> Node {
+    node(
+        1,
+        Config {
+            broadcast_tree: Some(tree),
+            ..Config::default()
+        },
+    )
+}
+
+#[test]
+fn announced_but_missing_broadcasts_are_capped() {
+    let mut engine = tree_node(TreeConfig {
+        cache: 8,
+        ..TreeConfig::default()
+    });
+    let mut peer = RawPeer::connect(&mut engine, 2);
+    let mut grafts = 0;
+    for i in 0..12u8 {
+        let ihave = Message::Tree(Tree::IHave {
+            id: MessageId([i; 16]),
+            hops: 1,
+        });
+        peer.conn.queue_frame(&Frame::new(ihave), 0, true).unwrap();
+        let frames = peer.pump(&mut engine);
+        grafts += tree_frames(&frames)
+            .iter()
+            .filter(|t| matches!(t, Tree::Graft { .. }))
+            .count();
+    }
+    // The first is grafted at once (no tree link yet), which makes the peer's link a tree
+    // link; the others wait for their graft timers. Past the cap they are dropped and counted.
+    assert_eq!(grafts, 1);
+    assert_eq!(engine.stats().grafts_sent, 1);
+    assert_eq!(engine.stats().dropped_queue_full, 4);
+}
+
+#[test]
+fn a_tree_link_is_pruned_after_prune_after_duplicates() {
+    let mut engine = tree_node(TreeConfig {
+        prune_after: 3,
+        ..TreeConfig::default()
+    });
+    let mut peer = RawPeer::connect(&mut engine, 2);
+    let copy = Message::Broadcast(Broadcast {
+        route: route(9),
+        origin: None,
+        payload: b"once",
+        signature: None,
+    });
+    peer.send(&mut engine, copy);
+    assert_eq!(engine.tree_links(), vec![*peer.identity.node_id().key()]);
+    for dup in 1..=3 {
+        peer.conn.queue_frame(&Frame::new(copy), 0, true).unwrap();
+        let prunes = tree_frames(&peer.pump(&mut engine))
+            .iter()
+            .filter(|t| matches!(t, Tree::Prune))
+            .count();
+        assert_eq!(prunes, usize::from(dup == 3), "after duplicate {dup}");
+    }
+    assert!(engine.tree_links().is_empty());
+    assert_eq!(engine.stats().prunes_sent, 1);
+    assert_eq!(engine.stats().duplicates, 3);
 }

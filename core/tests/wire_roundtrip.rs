@@ -10,7 +10,7 @@ use whispurr_core::{
     wire::{
         Ack, Announce, Broadcast, Contact, ContactList, ErrorMsg, Extension, Flags, Found, Frame,
         Goodbye, Hello, Join, Limits, List, Lookup, Membership, Message, MessageId, Peers, Ping,
-        Pong, Relay, RelayStage, Resonance, Route, Signal, Signature, Unreachable, Whisper,
+        Pong, Relay, RelayStage, Resonance, Route, Signal, Signature, Tree, Unreachable, Whisper,
     },
 };
 
@@ -44,7 +44,7 @@ impl Spec {
         let ids = &self.payload[..self.payload.len() / 40 * 40];
         let keys = &keys[..keys.len().min(64 * 32)];
         let ids = &ids[..ids.len().min(64 * 40)];
-        match self.kind % 22 {
+        match self.kind % 23 {
             0 => Message::Hello(Hello {
                 capabilities: self.num64,
                 max_frame_size: self.num64b as u32,
@@ -122,6 +122,15 @@ impl Spec {
             }),
             20 => Message::Unreachable(Unreachable {
                 peer: NodeKey(self.key),
+            }),
+            21 => Message::Tree(match self.num16 % 4 {
+                0 => Tree::IHave {
+                    id: self.route.id,
+                    hops: self.num16 as u8,
+                },
+                1 => Tree::Graft { id: self.route.id },
+                2 => Tree::Prune,
+                _ => Tree::Shortcut,
             }),
             _ => Message::Membership(match self.num16 % 7 {
                 0 => Membership::Join { addr: &self.text },
@@ -301,5 +310,5 @@ fn samples_cover_every_type() {
         .iter()
         .map(|(_, m)| m.kind().code())
         .collect();
-    assert_eq!(kinds.len(), 22);
+    assert_eq!(kinds.len(), 23);
 }

@@ -3,12 +3,21 @@
 //!
 //! - **Links start lazy.** The tree is built by grafts, never by a flood: a node that hears of
 //!   a message it lacks grafts the announcer's link into the tree at once when it has no live
-//!   tree link, and after `graft_timeout` otherwise (then every `graft_retry` through the next
+//!   tree link, and otherwise after a wait (then every `graft_retry` through the next
 //!   announcer). A node's own broadcast with no tree link yet goes in full to one random
-//!   neighbour, which is then its tree link. The first broadcast thus costs one payload copy per
-//!   node (it travels at IHAVE + GRAFT + payload per hop); later ones follow the tree.
-//! - **Prune on duplicates.** A node that receives a second copy takes that link out of the
-//!   tree (PRUNE), so cycles left by concurrent grafts disappear.
+//!   neighbour, which is then its tree link. The first broadcast thus costs one payload copy
+//!   per node (it travels at IHAVE + GRAFT + payload per hop); later ones follow the tree.
+//! - **Adaptive repair.** The wait before a graft follows how late tree copies actually come
+//!   after their IHAVE (mean plus four deviations, within configured bounds), so slow or lossy
+//!   links raise it and needless grafts stay rare. A graft that turns out needless (the tree
+//!   copy comes after all) prunes the grafted link, not the tree link.
+//! - **Careful pruning.** A tree link is pruned after `prune_after` duplicates net of the
+//!   first copies it delivered, and never while the link the message itself came on has left
+//!   the tree: concurrent broadcasts must not cut the tree in several places at once.
+//! - **Shortcuts.** When IHAVEs from a neighbour show, for `shortcut_repeats` broadcasts in a
+//!   row, a path `shortcut_hops` shorter and not slower, the node moves its tree link there
+//!   (PRUNE the old, SHORTCUT the new). Only for broadcasts that come alone: a burst from many
+//!   sources shares the tree and does not reshape it.
 //! - **Catch-up on new links.** A new link is told (IHAVE) of the broadcasts of the last
 //!   `catch_up` window, so a node that was cut off, or rejoined after a failure, pulls what it
 //!   missed instead of waiting for the next message.
@@ -28,19 +37,36 @@ use crate::{
     wire::{Broadcast, Message, MessageId, Route, Signature, Tree},
 };
 
-/// Broadcast-tree settings. The graft timeouts trade redundancy against repair speed: in the
-/// simulator (n = 1000, 10–50 ms links, `multi`), 80/40 ms gave rmr 0.51 and 200/100 ms gave
-/// rmr 0.10 at a shorter mean duration.
+/// Broadcast-tree settings. The defaults were chosen in the simulator (`sim` runner,
+/// BENCHMARKS.md §2); the README has the table they give.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeConfig {
     /// Shortest wait after the first IHAVE before grafting, when the node has a live tree
     /// link. The wait adapts to how late tree copies arrive after their IHAVE (mean plus four
     /// deviations, like a TCP retransmission timeout), between this and `graft_timeout_max`.
     pub graft_timeout: Duration,
-    /// Longest wait before grafting.
+    /// Longest wait before grafting. Higher trades repair speed for fewer needless grafts
+    /// (in the simulator, 500 ms against 1 s: `all` rmr 0.54 at 771 ms against 0.36 at
+    /// 1,166 ms).
     pub graft_timeout_max: Duration,
     /// Wait before grafting the next announcer if the first graft did not deliver.
     pub graft_retry: Duration,
+    /// Duplicates a tree link may deliver (less one per first copy it delivers) before it is
+    /// pruned. 1 is classic PlumTree; under concurrent broadcasts every link of a cycle sees
+    /// duplicates, and pruning at the first cuts the tree in several places at once.
+    pub prune_after: u8,
+    /// Hops an IHAVE must save over the tree path for the node to move its tree link to the
+    /// announcer (PRUNE the old link, SHORTCUT the new one); 0 turns it off. This keeps the
+    /// tree's paths close to the overlay's shortest ones.
+    pub shortcut_hops: u8,
+    /// How much later than the first copy that IHAVE may arrive (a shortcut must not make
+    /// the path slower by more than this).
+    pub shortcut_slack: Duration,
+    /// Broadcasts in a row that must show the same shortcut before the tree link moves.
+    pub shortcut_repeats: u8,
+    /// A broadcast that comes within this of the previous one shares the tree with it and
+    /// never reshapes it: shortcuts are for one source at a time.
+    pub shortcut_quiet: Duration,
     /// Broadcasts kept to answer grafts.
     pub cache: usize,
     /// How long a broadcast is kept for grafts.
@@ -55,8 +81,13 @@ impl Default for TreeConfig {
     fn default() -> Self {
         TreeConfig {
             graft_timeout: Duration::from_millis(200),
-            graft_retry: Duration::from_millis(100),
             graft_timeout_max: Duration::from_millis(500),
+            graft_retry: Duration::from_millis(100),
+            prune_after: 4,
+            shortcut_hops: 2,
+            shortcut_slack: Duration::from_millis(50),
+            shortcut_repeats: 3,
+            shortcut_quiet: Duration::from_millis(500),
             cache: 4096,
             cache_ttl: Duration::from_secs(30),
             catch_up: Duration::from_secs(30),
@@ -76,6 +107,10 @@ struct Cached {
     grafted: Option<(Timestamp, NodeKey)>,
     /// The neighbour the first copy came from (none for our own).
     parent: Option<NodeKey>,
+    /// When the first copy came.
+    received: Timestamp,
+    /// No other broadcast came shortly before it.
+    alone: bool,
 }
 
 #[derive(Debug)]
@@ -111,7 +146,8 @@ impl Lateness {
 
     fn timeout(&self, cfg: &TreeConfig) -> Duration {
         let ms = self.mean.map_or(0.0, |m| m + 4.0 * self.dev);
-        Duration::from_micros((ms * 1000.0) as u64).clamp(cfg.graft_timeout, cfg.graft_timeout_max)
+        let max = cfg.graft_timeout_max.max(cfg.graft_timeout);
+        Duration::from_micros((ms * 1000.0) as u64).clamp(cfg.graft_timeout, max)
     }
 }
 
@@ -130,6 +166,8 @@ pub(crate) struct TreeState {
     /// Announced but not received; at most `cfg.cache` entries.
     missing: BTreeMap<MessageId, Missing>,
     lateness: Lateness,
+    /// A shorter path seen through this neighbour, and for how many broadcasts in a row.
+    candidate: Option<(NodeKey, u8)>,
 }
 
 impl TreeState {
@@ -142,6 +180,7 @@ impl TreeState {
             order: VecDeque::new(),
             missing: BTreeMap::new(),
             lateness: Lateness::default(),
+            candidate: None,
         }
     }
 
@@ -166,6 +205,10 @@ impl TreeState {
         if self.cfg.cache == 0 || self.cache.contains_key(&b.route.id) {
             return;
         }
+        let alone = self
+            .order
+            .back()
+            .is_none_or(|(t, _)| now.saturating_duration_since(*t) >= self.cfg.shortcut_quiet);
         self.order.push_back((now, b.route.id));
         self.cache.insert(
             b.route.id,
@@ -176,6 +219,8 @@ impl TreeState {
                 payload: b.payload.to_vec(),
                 grafted,
                 parent,
+                received: now,
+                alone,
             },
         );
     }
@@ -243,7 +288,6 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Some(tree) = self.tree.as_mut() else {
             return;
         };
-        let mut prune = from;
         if let Some(c) = tree.cache.get(id)
             && let Some(p) = c.parent
             && p != from
@@ -253,19 +297,24 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             // broadcast pruned it): the duplicate's link may be the one that remains.
             return;
         }
-        if let Some((t, target)) = tree.cache.get_mut(id).and_then(|c| c.grafted.take()) {
+        let from = if let Some((t, target)) = tree.cache.get_mut(id).and_then(|c| c.grafted.take())
+        {
             // We grafted it, and the tree copy came after all: the wait was too short, and the
-            // tree was whole. Keep the tree link and let the grafted one go instead, so repairs
-            // do not reshape the tree under concurrent broadcasts.
+            // tree was whole. Keep the tree link and let the grafted one go at once, so
+            // repairs do not reshape the tree.
             tree.lateness.sample(now.saturating_duration_since(t));
-            prune = target;
-        }
-        let from = prune;
-        let st = tree.strikes.entry(from).or_insert(0);
-        *st += 1;
-        if *st < 2 {
-            return;
-        }
+            target
+        } else {
+            // A plain duplicate. Under concurrent broadcasts every link of a cycle sees some,
+            // and pruning at the first would cut the tree in several places at once: prune a
+            // link only after `prune_after` duplicates with no first copy in between.
+            let strikes = tree.strikes.entry(from).or_insert(0);
+            *strikes = strikes.saturating_add(1);
+            if *strikes < tree.cfg.prune_after {
+                return;
+            }
+            from
+        };
         tree.strikes.remove(&from);
         if tree.eager.remove(&from)
             && let Some(link) = self.path_to(&from)
@@ -279,7 +328,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     pub(crate) fn tree_parent(&mut self, now: Timestamp, from: NodeKey, id: &MessageId) {
         if let Some(tree) = self.tree.as_mut() {
             tree.eager.insert(from);
-            tree.strikes.remove(&from);
+            if let Some(strikes) = tree.strikes.get_mut(&from) {
+                *strikes = strikes.saturating_sub(1);
+            }
             if let Some(m) = tree.missing.get(id).filter(|m| m.grafted.is_none()) {
                 // Announced first, then pushed along the tree before we grafted.
                 let lag = now.saturating_duration_since(m.first_announced);
@@ -291,8 +342,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// A TREE control frame from `from`.
     pub(crate) fn on_tree(&mut self, now: Timestamp, from: NodeKey, t: Tree) {
         match t {
-            Tree::IHave { id, .. } => {
+            Tree::IHave { id, hops } => {
                 if self.seen.get(&id).is_some() {
+                    self.tree_shortcut(now, from, &id, hops);
                     return;
                 }
                 let immediate = !self.has_eager();
@@ -349,7 +401,59 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     tree.eager.remove(&from);
                 }
             }
+            Tree::Shortcut => {
+                if let Some(tree) = self.tree.as_mut() {
+                    tree.eager.insert(from);
+                }
+            }
         }
+    }
+
+    /// An IHAVE from `from` for `id`, which we have: if it came to `from` in at least
+    /// `shortcut_hops` fewer hops than to us, move our tree link from our parent to `from`.
+    fn tree_shortcut(&mut self, now: Timestamp, from: NodeKey, id: &MessageId, hops: u8) {
+        let Some(tree) = self.tree.as_mut() else {
+            return;
+        };
+        let threshold = tree.cfg.shortcut_hops;
+        let (slack, need) = (tree.cfg.shortcut_slack, tree.cfg.shortcut_repeats);
+        let Some(c) = tree.cache.get_mut(id) else {
+            return;
+        };
+        let Some(parent) = c.parent else {
+            return;
+        };
+        if threshold == 0 || parent == from || tree.eager.contains(&from) || !c.alone {
+            return;
+        }
+        if !tree.eager.contains(&parent)
+            || c.route.hops < hops.saturating_add(threshold)
+            || now.saturating_duration_since(c.received) > slack
+        {
+            return;
+        }
+        // Counted once per broadcast: a second IHAVE for it saves nothing over this one.
+        c.route.hops = hops;
+        let count = match tree.candidate {
+            Some((k, n)) if k == from => n + 1,
+            _ => 1,
+        };
+        if count < need {
+            tree.candidate = Some((from, count));
+            return;
+        }
+        tree.candidate = None;
+        c.parent = Some(from);
+        tree.eager.remove(&parent);
+        tree.eager.insert(from);
+        if let Some(link) = self.path_to(&from) {
+            let _ = self.send_on(now, link, Message::Tree(Tree::Shortcut), Class::Control);
+        }
+        if let Some(link) = self.path_to(&parent) {
+            let _ = self.send_on(now, link, Message::Tree(Tree::Prune), Class::Control);
+            self.stats.prunes_sent += 1;
+        }
+        self.flush_tunnels(now);
     }
 
     /// Grafts for messages announced but not received in time.

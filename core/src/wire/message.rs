@@ -460,6 +460,9 @@ pub enum Tree {
     },
     /// The sender got a duplicate from the receiver: announce lazily to it from now on.
     Prune,
+    /// The sender found a shorter path through the receiver than through its tree link (an
+    /// IHAVE with fewer hops): push eagerly to the sender from now on. Nothing is sent back.
+    Shortcut,
 }
 
 /// What a RELAY payload is, for the two ends (the relay never looks inside).

@@ -8,7 +8,7 @@ use whispurr_core::{
     wire::{
         Ack, Announce, Broadcast, ErrorMsg, Extension, Found, Goodbye, Hello, Join, List, Lookup,
         Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route,
-        Signal, Signature, Unreachable, Whisper,
+        Signal, Signature, Tree, Unreachable, Whisper,
     },
 };
 
@@ -185,6 +185,13 @@ pub fn all(payload: &[u8]) -> Vec<(&'static str, Message<'_>)> {
                 node: node_id(),
                 addr: "wss://198.51.100.7:9443/whispurr",
                 ttl: 6,
+            }),
+        ),
+        (
+            "tree",
+            Message::Tree(Tree::IHave {
+                id: MessageId([0x5a; 16]),
+                hops: 3,
             }),
         ),
         ("file_sync", Message::FileSync(ext(payload))),
