@@ -168,15 +168,13 @@ fn the_broadcast_tree_delivers_everything_with_little_redundancy() {
         sim.settle(Duration::from_secs(1), Duration::from_secs(20));
         let r = sim.report(&id).unwrap();
         assert_eq!(r.reliability, 1.0, "round {round}: {r:?}");
-        // The first rounds flood while the tree forms; measure the rest.
-        if round >= 4 {
-            copies += r.copies;
-            delivered += r.delivered as u64;
-        }
+        // The tree is built by grafts, so even the first rounds send few extra copies.
+        copies += r.copies;
+        delivered += r.delivered as u64;
         sim.run_for(Duration::from_millis(500));
     }
     let rmr = copies as f64 / delivered as f64 - 1.0;
-    assert!(rmr < 0.35, "rmr {rmr:.3}");
+    assert!(rmr < 0.1, "rmr {rmr:.3}");
     // Flooding the same overlay costs about degree - 1 copies per delivery.
     let mut flood = overlay_of(n, 11, hyparview(n));
     let id = flood.broadcast(3, b"flood").unwrap();

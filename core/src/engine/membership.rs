@@ -8,7 +8,9 @@
 //!   NEIGHBOR with high priority); at step `passive_walk` it also leaves the newcomer in a
 //!   passive view.
 //! - **Failure**: a lost active link is replaced by dialling a random passive contact with
-//!   NEIGHBOR (high priority when no active peer is left), which the other side may refuse.
+//!   NEIGHBOR (high priority when no active peer is left), which the other side may refuse. A
+//!   contact that cannot be reached is dropped and the next one dialled at once; only refusals
+//!   back off.
 //! - **Last resort**: a node left with neither active nor passive contacts joins again through
 //!   the contacts it joined through (with backoff).
 //! - **Shuffle**: every `shuffle_interval` a node swaps a sample of its views with a random
@@ -184,15 +186,28 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             return;
         }
         view.refill_backoff = REFILL_BASE;
-        if view.active.len() >= view.cfg.active {
-            let others: Vec<NodeKey> = view.active.iter().copied().collect();
-            if let Some(victim) = pick(&mut self.rng, &others) {
-                self.evict(now, victim);
-            }
+        if view.active.len() >= view.cfg.active
+            && let Some(victim) = self.eviction_victim()
+        {
+            self.evict(now, victim);
         }
         if let Some(view) = self.view.as_mut() {
             view.active.insert(key);
         }
+    }
+
+    /// A random active peer to let go, preferring one whose link is not in the broadcast tree:
+    /// evicting a tree link splits the tree until grafts mend it.
+    fn eviction_victim(&mut self) -> Option<NodeKey> {
+        let active = self.active_view();
+        let tree = self.tree_links();
+        let lazy: Vec<NodeKey> = active
+            .iter()
+            .filter(|k| !tree.contains(k))
+            .copied()
+            .collect();
+        let from = if lazy.is_empty() { active } else { lazy };
+        pick(&mut self.rng, &from)
     }
 
     /// Drops `victim` from the active view with DISCONNECT; it moves to the passive view.
@@ -337,8 +352,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 if accepted {
                     if rotation.is_some() {
                         // Let an old neighbour go; it keeps us in its passive view.
-                        let old: Vec<NodeKey> = self.active_view();
-                        if let Some(victim) = pick(&mut self.rng, &old) {
+                        if let Some(victim) = self.eviction_victim() {
                             self.evict(now, victim);
                         }
                     }
