@@ -262,3 +262,23 @@ fn membership_keeps_small_symmetric_active_views_and_a_connected_overlay() {
     sim.run_until_idle(Duration::from_secs(10));
     assert_eq!(sim.report(&id).unwrap().reliability, 1.0);
 }
+
+#[test]
+fn a_node_with_no_contact_left_joins_again_through_its_bootstrap() {
+    let n = 2;
+    let mut sim = overlay_of(n, 14, with_tree(n));
+    let bootstrap = *sim.engine(0).node_id().key();
+    assert_eq!(sim.engine(1).active_view(), vec![bootstrap]);
+    // Cut the only link: node 1 is left with an empty active view and no passive contact.
+    sim.partition(|i| i as u32);
+    sim.run_for(Duration::from_secs(5));
+    assert!(sim.engine(1).active_view().is_empty());
+    assert_eq!(sim.engine(1).passive_len(), 0);
+    sim.heal();
+    // Rejoin attempts back off (0.5 s doubling, at most 30 s), so one falls in this window.
+    sim.run_for(Duration::from_secs(40));
+    assert_eq!(sim.engine(1).active_view(), vec![bootstrap]);
+    let id = sim.broadcast(0, b"back").unwrap();
+    sim.settle(Duration::from_secs(1), Duration::from_secs(10));
+    assert_eq!(sim.report(&id).unwrap().reliability, 1.0);
+}

@@ -160,6 +160,7 @@ pub(crate) struct TreeState {
     pub cfg: TreeConfig,
     /// Neighbours whose links are in the tree (only ever neighbours: forgotten with the path).
     eager: BTreeSet<NodeKey>,
+    /// Duplicates per neighbour, net of first copies (only neighbours: forgotten with the path).
     strikes: BTreeMap<NodeKey, u8>,
     cache: BTreeMap<MessageId, Cached>,
     order: VecDeque<(Timestamp, MessageId)>,
@@ -256,13 +257,14 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             let i = (self.rng.next_u64() % neighbours.len() as u64) as usize;
             tree.eager.insert(neighbours[i].0);
         }
-        let eager = tree.eager.clone();
+        let targets: Vec<(LinkId, bool)> = neighbours
+            .into_iter()
+            .filter(|(key, _)| !except.contains(key))
+            .map(|(key, link)| (link, tree.eager.contains(&key)))
+            .collect();
         let (mut sent, mut announced) = (0, 0);
-        for (key, link) in neighbours {
-            if except.contains(&key) {
-                continue;
-            }
-            if eager.contains(&key) {
+        for (link, eager) in targets {
+            if eager {
                 if self
                     .send_on(now, link, Message::Broadcast(*b), class)
                     .is_ok()
@@ -307,7 +309,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         } else {
             // A plain duplicate. Under concurrent broadcasts every link of a cycle sees some,
             // and pruning at the first would cut the tree in several places at once: prune a
-            // link only after `prune_after` duplicates with no first copy in between.
+            // link only after `prune_after` duplicates net of the first copies it brought.
             let strikes = tree.strikes.entry(from).or_insert(0);
             *strikes = strikes.saturating_add(1);
             if *strikes < tree.cfg.prune_after {
@@ -524,6 +526,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 Class::Lazy,
             );
         }
+        self.flush_tunnels(now);
     }
 
     /// The neighbours whose links are in the broadcast tree (empty without a tree).
@@ -541,6 +544,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     pub(crate) fn tree_forget(&mut self, key: &NodeKey) {
         if let Some(tree) = self.tree.as_mut() {
             tree.eager.remove(key);
+            tree.strikes.remove(key);
+            tree.candidate.take_if(|(k, _)| k == key);
         }
     }
 }
