@@ -172,6 +172,18 @@ pub fn engine(data: &[u8]) {
         max_pending_whispers: 8,
         max_seen: 64,
         max_queue_bytes: 64 * 1024,
+        // Membership and the broadcast tree on, with small caps, so their frames and limits
+        // are reached too.
+        membership: Some(crate::engine::MembershipConfig {
+            passive: 4,
+            ..crate::engine::MembershipConfig::default()
+        }),
+        broadcast_tree: Some(crate::engine::TreeConfig {
+            cache: 16,
+            catch_up_max: 4,
+            ..crate::engine::TreeConfig::default()
+        }),
+        listen_addr: Some(alloc::string::String::from("fuzz://engine")),
         ..Config::default()
     };
     let mut engine = Engine::new(me, config, RustCrypto, FuzzRng::new(5), now);
