@@ -76,8 +76,9 @@ pub struct MembershipConfig {
     /// Chance, at each shuffle, of replacing a random active peer with a random passive one.
     /// Without it, two halves of a healed partition each keep full active views of their own
     /// side and never reconnect; with it, every rotation costs a handshake and breaks a tree
-    /// link (measured in the simulator, 1,000-node `multi`: at 0.1, rmr 0.01 → 0.08 and mean
-    /// duration 386 → 772 ms). Off by default until a cheaper healing trigger exists.
+    /// link (measured in the simulator, 1,000-node `multi`, seeds 0..1: at 0.1, rmr 0.01 →
+    /// 0.09 and mean duration 414 → 617 ms). Off by default until a cheaper healing trigger
+    /// exists.
     pub rotate: f64,
 }
 
