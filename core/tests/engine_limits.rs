@@ -649,3 +649,37 @@ fn a_tree_link_is_pruned_after_prune_after_duplicates() {
     assert_eq!(engine.stats().prunes_sent, 1);
     assert_eq!(engine.stats().duplicates, 3);
 }
+
+#[test]
+fn probes_by_others_are_capped() {
+    let mut engine = node(
+        1,
+        Config {
+            membership: Some(whispurr_core::engine::MembershipConfig::default()),
+            broadcast_tree: Some(TreeConfig::default()),
+            listen_addr: Some("sim://0".into()),
+            ..Config::default()
+        },
+    );
+    let mut peers: Vec<RawPeer> = (0..5)
+        .map(|i| RawPeer::connect(&mut engine, 10 + i))
+        .collect();
+    for peer in &mut peers {
+        peer.send(
+            &mut engine,
+            Message::Membership(whispurr_core::wire::Membership::Probe),
+        );
+    }
+    let closed: Vec<LinkId> = std::iter::from_fn(|| engine.poll_action())
+        .filter_map(|a| match a {
+            whispurr_core::engine::Action::Close { link } => Some(link),
+            _ => None,
+        })
+        .collect();
+    // Four probes are served; the fifth link is closed.
+    assert_eq!(closed, vec![peers[4].link]);
+    let neighbours = engine.neighbour_keys();
+    for peer in &peers[..4] {
+        assert!(neighbours.contains(peer.identity.node_id().key()));
+    }
+}

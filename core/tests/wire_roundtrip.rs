@@ -132,7 +132,7 @@ impl Spec {
                 2 => Tree::Prune,
                 _ => Tree::Shortcut,
             }),
-            _ => Message::Membership(match self.num16 % 7 {
+            _ => Message::Membership(match self.num16 % 8 {
                 0 => Membership::Join { addr: &self.text },
                 1 => Membership::ForwardJoin {
                     node,
@@ -147,6 +147,7 @@ impl Spec {
                     accepted: self.some,
                 },
                 4 => Membership::Disconnect,
+                6 => Membership::Probe,
                 5 => Membership::Shuffle {
                     contacts: ContactList::from_raw(&self.contacts),
                 },

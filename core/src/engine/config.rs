@@ -77,9 +77,14 @@ pub struct MembershipConfig {
     /// Without it, two halves of a healed partition each keep full active views of their own
     /// side and never reconnect; with it, every rotation costs a handshake and breaks a tree
     /// link (measured in the simulator, 1,000-node `multi`, seeds 0..1: at 0.1, rmr 0.01 →
-    /// 0.09 and mean duration 414 → 617 ms). Off by default until a cheaper healing trigger
-    /// exists.
+    /// 0.09 and mean duration 414 → 617 ms). Off by default: probes (`probe`) heal
+    /// partitions without that cost.
     pub rotate: f64,
+    /// Chance, at each shuffle, of probing a random passive contact (see the membership
+    /// module): how partitions heal by default.
+    pub probe: f64,
+    /// How long a probe link stays open before the node decides.
+    pub probe_window: Duration,
 }
 
 impl Default for MembershipConfig {
@@ -93,6 +98,8 @@ impl Default for MembershipConfig {
             shuffle_active: 3,
             shuffle_passive: 4,
             rotate: 0.0,
+            probe: 0.2,
+            probe_window: Duration::from_secs(1),
         }
     }
 }

@@ -13,6 +13,12 @@
 //!   back off.
 //! - **Last resort**: a node left with neither active nor passive contacts joins again through
 //!   the contacts it joined through (with backoff).
+//! - **Probes** (healing): now and then a node opens a short-lived link to a random passive
+//!   contact. A new link carries the broadcast tree's catch-up announcements, so if the contact
+//!   announces a broadcast that has still not arrived through the tree when the probe ends,
+//!   the two were cut apart: the probe becomes an active link, replacing a non-tree neighbour.
+//!   Otherwise it is closed and nothing else changes. This heals a partition (once a broadcast
+//!   has been sent on the far side) without the steady churn of random rotation.
 //! - **Shuffle**: every `shuffle_interval` a node swaps a sample of its views with a random
 //!   active neighbour, so passive views stay fresh and well mixed.
 //! - Taking a peer into a full active view evicts a random one with DISCONNECT (it moves to the
@@ -30,7 +36,7 @@ use super::{Engine, LinkId, MembershipConfig, links::Class, obfuscation::random_
 use crate::{
     NodeId, NodeKey, Timestamp,
     crypto::CryptoProvider,
-    wire::{Contact, ContactList, Membership, Message},
+    wire::{Contact, ContactList, Membership, Message, MessageId},
 };
 
 /// Why we dialled a node.
@@ -42,7 +48,26 @@ pub(crate) enum Intent {
     },
     /// Replace one of our active peers with the dialled one (overlay mixing and healing).
     Rotate,
+    /// A short look at a passive contact: does it know broadcasts we missed, or miss ours?
+    Probe,
 }
+
+/// A probe link open for a while.
+#[derive(Clone, Debug)]
+pub(crate) struct Probe {
+    key: NodeKey,
+    link: LinkId,
+    until: Timestamp,
+    /// Broadcasts the peer announced that we lacked then, and when (at most [`PROBE_IDS`]).
+    /// One still missing when the probe ends, announced at least half a window earlier, shows
+    /// a cut rather than a broadcast in flight.
+    announced: Vec<(MessageId, Timestamp)>,
+}
+
+/// Announced ids remembered per probe.
+const PROBE_IDS: usize = 8;
+/// Probes by others served at once (more are refused).
+const MAX_PROBED_BY: usize = 4;
 
 /// The views.
 #[derive(Debug)]
@@ -61,6 +86,10 @@ pub(crate) struct View {
     pub refill_backoff: core::time::Duration,
     /// Addresses we joined through, for a last-resort rejoin (at most [`MAX_JOIN_CONTACTS`]).
     pub join_contacts: Vec<String>,
+    /// The probe in progress.
+    pub probe: Option<Probe>,
+    /// Contacts probing us, with their links (at most [`MAX_PROBED_BY`]).
+    pub probed_by: BTreeMap<NodeKey, LinkId>,
 }
 
 /// Join addresses remembered for a last-resort rejoin.
@@ -84,6 +113,8 @@ impl View {
             refill_at: now,
             refill_backoff: REFILL_BASE,
             join_contacts: Vec::new(),
+            probe: None,
+            probed_by: BTreeMap::new(),
         }
     }
 }
@@ -158,18 +189,101 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     },
                 );
             }
-            Some(Intent::Rotate) => {
-                if let Some(v) = self.view.as_mut() {
-                    v.rotating = Some(*peer.key());
-                }
-                let m = Membership::Neighbor {
-                    addr: &addr,
-                    high_priority: true,
-                };
-                self.send_membership(now, link, m);
+            Some(Intent::Rotate) => self.ask_to_rotate(now, link, *peer.key()),
+            Some(Intent::Probe) => {
+                // The tree's catch-up announcements do the looking.
+                let window = view.cfg.probe_window;
+                view.probe = Some(Probe {
+                    key: *peer.key(),
+                    link,
+                    until: now.saturating_add(window),
+                    announced: Vec::new(),
+                });
+                self.send_membership(now, link, Membership::Probe);
             }
             None => {}
         }
+    }
+
+    /// Asks the peer on `link` into our active view in place of one of our neighbours.
+    fn ask_to_rotate(&mut self, now: Timestamp, link: LinkId, key: NodeKey) {
+        let addr = self.my_addr();
+        if let Some(v) = self.view.as_mut() {
+            v.rotating = Some(key);
+        }
+        let m = Membership::Neighbor {
+            addr: &addr,
+            high_priority: true,
+        };
+        self.send_membership(now, link, m);
+    }
+
+    /// Evidence for a probe: `from` announced broadcast `id`, which we lack.
+    pub(crate) fn probe_announced(&mut self, now: Timestamp, from: &NodeKey, id: MessageId) {
+        if let Some(p) = self.view.as_mut().and_then(|v| v.probe.as_mut())
+            && p.key == *from
+            && p.announced.len() < PROBE_IDS
+        {
+            p.announced.push((id, now));
+        }
+    }
+
+    /// Whether the link to `key` is a probe (ours or theirs). Probe links take no part in the
+    /// broadcast tree: no pushes, grafts or shortcuts, so closing them disturbs nothing, and
+    /// what only the probed contact has stays missing and shows the cut.
+    pub(crate) fn is_probe(&self, key: &NodeKey) -> bool {
+        self.view.as_ref().is_some_and(|v| {
+            v.probe.as_ref().is_some_and(|p| p.key == *key) || v.probed_by.contains_key(key)
+        })
+    }
+
+    /// A probe's time is up: keep the link as an active one if it showed a cut, else close it
+    /// and put the contact back in the passive view.
+    fn end_probe(&mut self, now: Timestamp) {
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        let Some(p) = view.probe.take_if(|p| p.until <= now) else {
+            return;
+        };
+
+        let settled = now.saturating_sub(view.cfg.probe_window / 2);
+        if p.announced
+            .iter()
+            .any(|(id, at)| *at <= settled && self.seen.get(id).is_none())
+        {
+            self.ask_to_rotate(now, p.link, p.key);
+            return;
+        }
+        let id = self.peers.get(&p.key).map(|peer| peer.id);
+        if let (Some(id), Some(view)) = (id, self.view.as_mut())
+            && let Some(addr) = view.addrs.get(&p.key).cloned()
+            && !view.active.contains(&p.key)
+        {
+            Self::add_passive(view, &mut self.rng, id, addr);
+        }
+        if self
+            .view
+            .as_ref()
+            .is_some_and(|v| !v.active.contains(&p.key))
+        {
+            self.close_gracefully(now, p.link);
+        }
+    }
+
+    /// With probability `probe`, opens a probe to a random passive contact.
+    fn maybe_probe(&mut self, now: Timestamp) {
+        let Some(view) = self.view.as_ref() else {
+            return;
+        };
+        if view.probe.is_some() || !view.dialling.is_empty() || view.rotating.is_some() {
+            return;
+        }
+        let chance = (view.cfg.probe.clamp(0.0, 1.0) * f64::from(u32::MAX)) as u64;
+        if u64::from(self.rng.next_u32()) >= chance {
+            return;
+        }
+        self.dial_passive(now, Intent::Probe);
     }
 
     /// Takes `peer` into the active view, evicting a random member if it is full.
@@ -334,6 +448,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     .as_ref()
                     .map_or((0, 0), |v| (v.active.len(), v.cfg.active));
                 let accept = high_priority || len < max;
+                if let Some(view) = self.view.as_mut() {
+                    view.probed_by.remove(&from); // a probe that found a cut becomes a neighbour
+                }
                 if accept {
                     self.add_active(now, from_id, Some(addr));
                 } else if let Some(view) = self.view.as_mut() {
@@ -364,6 +481,16 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                         v.refill_backoff = v.refill_backoff.saturating_mul(2).min(REFILL_MAX);
                         v.refill_at = now.saturating_add(v.refill_backoff);
                     }
+                    self.close_gracefully(now, link);
+                }
+            }
+            Membership::Probe => {
+                let Some(view) = self.view.as_mut() else {
+                    return;
+                };
+                if view.probed_by.len() < MAX_PROBED_BY && !view.active.contains(&from) {
+                    view.probed_by.insert(from, link);
+                } else {
                     self.close_gracefully(now, link);
                 }
             }
@@ -452,6 +579,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             return;
         };
         let intent = view.dialling.remove(&link);
+        view.probe.take_if(|p| p.link == link);
+        view.probed_by.retain(|_, l| *l != link);
         if key.is_none() && matches!(intent, Some(Intent::Neighbor { .. })) {
             // The contact is gone (it left the passive view when dialled): try the next one
             // now rather than after a backoff meant for refusals.
@@ -525,7 +654,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 );
             }
             self.rotate(now);
+            self.maybe_probe(now);
         }
+        self.end_probe(now);
         self.refill(now);
     }
 
@@ -573,6 +704,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             !v.passive.is_empty() || (v.active.is_empty() && !v.join_contacts.is_empty());
         let refill = (v.active.len() < v.cfg.active && v.dialling.is_empty() && can_dial)
             .then_some(v.refill_at);
-        Some(refill.map_or(v.next_shuffle, |r| r.min(v.next_shuffle)))
+        let next = refill.map_or(v.next_shuffle, |r| r.min(v.next_shuffle));
+        Some(v.probe.as_ref().map_or(next, |p| p.until.min(next)))
     }
 }

@@ -248,7 +248,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     ) -> (usize, usize) {
         let from_self = class == Class::Own;
         let has_eager = self.has_eager();
-        let neighbours = self.neighbours();
+        // A probe link gets only the catch-up announcements of its probe.
+        let neighbours: Vec<_> = self
+            .neighbours()
+            .into_iter()
+            .filter(|(k, _)| !self.is_probe(k))
+            .collect();
         let Some(tree) = self.tree.as_mut() else {
             return (0, 0);
         };
@@ -349,6 +354,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     self.tree_shortcut(now, from, &id, hops);
                     return;
                 }
+                self.probe_announced(now, &from, id);
                 let immediate = !self.has_eager();
                 let Some(tree) = self.tree.as_mut() else {
                     return;
@@ -376,10 +382,13 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
             }
             Tree::Graft { id } => {
+                let probe = self.is_probe(&from);
                 let Some(tree) = self.tree.as_mut() else {
                     return;
                 };
-                tree.eager.insert(from);
+                if !probe {
+                    tree.eager.insert(from);
+                }
                 let Some(c) = tree.cache.get(&id) else {
                     return;
                 };
@@ -414,6 +423,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// An IHAVE from `from` for `id`, which we have: if it came to `from` in at least
     /// `shortcut_hops` fewer hops than to us, move our tree link from our parent to `from`.
     fn tree_shortcut(&mut self, now: Timestamp, from: NodeKey, id: &MessageId, hops: u8) {
+        if self.is_probe(&from) {
+            return;
+        }
         let Some(tree) = self.tree.as_mut() else {
             return;
         };
@@ -481,8 +493,24 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 tree.missing.remove(&id);
                 continue;
             }
-            let a = m.announcers.remove(0);
             m.deadline = now.saturating_add(retry);
+            let announcers = core::mem::take(&mut m.announcers);
+            let (probes, others): (Vec<NodeKey>, Vec<NodeKey>) =
+                announcers.into_iter().partition(|k| self.is_probe(k));
+            let Some(tree) = self.tree.as_mut() else {
+                return;
+            };
+            let Some(m) = tree.missing.get_mut(&id) else {
+                continue;
+            };
+            m.announcers = others;
+            if m.announcers.is_empty() {
+                // Only a probe link has it: wait for the probe's verdict.
+                m.announcers = probes;
+                continue;
+            }
+            m.announcers.extend(probes);
+            let a = m.announcers.remove(0);
             m.grafted = Some(a);
             tree.eager.insert(a);
             if let Some(link) = self.path_to(&a) {

@@ -441,6 +441,9 @@ pub enum Membership<'a> {
         #[serde(borrow)]
         contacts: ContactList<'a>,
     },
+    /// This link is a short probe (partition healing): it carries the broadcast tree's
+    /// catch-up announcements and nothing else, and takes no part in the tree.
+    Probe,
 }
 
 /// TREE: epidemic broadcast tree control (PlumTree-style).
@@ -741,7 +744,9 @@ impl<'a> Message<'a> {
                 Membership::Shuffle { contacts } | Membership::ShuffleReply { contacts } => {
                     contacts.check(limits)
                 }
-                Membership::NeighborReply { .. } | Membership::Disconnect => Ok(()),
+                Membership::NeighborReply { .. } | Membership::Disconnect | Membership::Probe => {
+                    Ok(())
+                }
             },
             Message::Broadcast(m) if m.origin.is_some() != m.signature.is_some() => {
                 Err(WireError::AuthMismatch)
