@@ -81,7 +81,8 @@ pub struct MembershipConfig {
     /// partitions without that cost.
     pub rotate: f64,
     /// Chance, at each shuffle, of probing a random passive contact (see the membership
-    /// module): how partitions heal by default.
+    /// module): how partitions heal by default. Needs the broadcast tree, whose catch-up
+    /// announcements the probe looks through.
     pub probe: f64,
     /// How long a probe link stays open before the node decides.
     pub probe_window: Duration,

@@ -276,7 +276,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Some(view) = self.view.as_ref() else {
             return;
         };
-        if view.probe.is_some() || !view.dialling.is_empty() || view.rotating.is_some() {
+        // Probes look through the tree's catch-up announcements: without a tree, nothing to see.
+        if self.tree.is_none()
+            || view.probe.is_some()
+            || !view.dialling.is_empty()
+            || view.rotating.is_some()
+        {
             return;
         }
         let chance = (view.cfg.probe.clamp(0.0, 1.0) * f64::from(u32::MAX)) as u64;
