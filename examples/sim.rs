@@ -170,15 +170,17 @@ fn build(n: usize, seed: u64, o: &Opts) -> Sim {
 }
 
 /// `--trace`: one line per round on stderr with the round's duration and last-delivery hop,
-/// the running totals of grafts, prunes and duplicates, and the broadcast tree's shape (edges,
-/// one-sided edges, connected components).
+/// the running totals of grafts, prunes, duplicates and probes (opened, kept), and the
+/// broadcast tree's shape (edges, one-sided edges, connected components).
 fn trace(sim: &Sim, round: usize, ids: &[whispurr_core::wire::MessageId]) {
-    let (mut grafts, mut prunes, mut dups) = (0, 0, 0);
+    let (mut grafts, mut prunes, mut dups, mut probes, mut kept) = (0, 0, 0, 0, 0);
     for i in sim.living() {
         let s = sim.engine(i).stats();
         grafts += s.grafts_sent;
         prunes += s.prunes_sent;
         dups += s.duplicates;
+        probes += s.probes;
+        kept += s.probes_kept;
     }
     let index: std::collections::BTreeMap<_, _> = (0..sim.len())
         .map(|i| (*sim.engine(i).node_id().key(), i))
@@ -211,7 +213,7 @@ fn trace(sim: &Sim, round: usize, ids: &[whispurr_core::wire::MessageId]) {
         .collect();
     let last = ids.last().and_then(|id| sim.report(id));
     eprintln!(
-        "round {round} dur_ms={} ldh={} grafts={grafts} prunes={prunes} duplicates={dups} tree_edges={} one_sided={one_sided} components={}",
+        "round {round} dur_ms={} ldh={} grafts={grafts} prunes={prunes} duplicates={dups} probes={probes} probes_kept={kept} tree_edges={} one_sided={one_sided} components={}",
         last.map_or(0, |r| r.dur_ms),
         last.map_or(0, |r| r.ldh),
         edges / 2,

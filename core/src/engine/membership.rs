@@ -199,6 +199,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     until: now.saturating_add(window),
                     announced: Vec::new(),
                 });
+                self.stats.probes += 1;
                 self.send_membership(now, link, Membership::Probe);
             }
             None => {}
@@ -252,6 +253,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             .iter()
             .any(|(id, at)| *at <= settled && self.seen.get(id).is_none())
         {
+            self.stats.probes_kept += 1;
             self.ask_to_rotate(now, p.link, p.key);
             return;
         }

@@ -224,10 +224,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 self.refresh_path(key, DownReason::LinkLost);
                 self.send_announce(now, link);
                 self.send_peers(now, link, key);
-                self.tree_link_up(now, link);
                 if !is_tunnel {
+                    // First: a probe must be known as one before the tree's catch-up arrives.
                     self.membership_link_up(now, link, info.node_id);
                 }
+                self.tree_link_up(now, link);
             }
         }
     }

@@ -84,6 +84,10 @@ pub struct Stats {
     pub grafts_sent: u64,
     /// Broadcast-tree prunes sent (a duplicate arrived on a tree link).
     pub prunes_sent: u64,
+    /// Membership probes opened (partition healing).
+    pub probes: u64,
+    /// Probes that found a cut and became neighbours.
+    pub probes_kept: u64,
     /// Sum of one-way latencies of delivered messages (ms), for the average.
     pub latency_sum_ms: u64,
     /// Number of latency samples.
