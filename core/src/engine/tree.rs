@@ -83,7 +83,7 @@ impl Default for TreeConfig {
             graft_timeout: Duration::from_millis(200),
             graft_timeout_max: Duration::from_millis(500),
             graft_retry: Duration::from_millis(100),
-            prune_after: 4,
+            prune_after: 5,
             shortcut_hops: 2,
             shortcut_slack: Duration::from_millis(50),
             shortcut_repeats: 3,
