@@ -360,39 +360,26 @@ fn line(scenario: &str, n: usize, rounds: usize, fail: Option<f64>, o: &Opts) {
     println!("{s} wall_s={:.1}", started.elapsed().as_secs_f64());
 }
 
+/// Runs one scenario with the runner's defaults for what the options leave open: `all` on
+/// 100 nodes, the others on 1,000; 30 rounds (failure: 10 after the failure, at each fraction).
+fn scenario(s: &str, o: &Opts) {
+    let n = o.n.unwrap_or(if s == "all" { 100 } else { 1000 });
+    if s == "failure" {
+        let fails = o.fail.map_or(vec![0.2, 0.4, 0.6, 0.8, 0.9], |f| vec![f]);
+        for f in fails {
+            line(s, n, 10, Some(f), o);
+        }
+    } else {
+        line(s, n, o.rounds.unwrap_or(30), None, o);
+    }
+}
+
 fn main() {
     let o = parse();
     match o.scenario.as_deref() {
-        Some("failure") => {
-            let n = o.n.unwrap_or(1000);
-            let fails = o.fail.map_or(vec![0.2, 0.4, 0.6, 0.8, 0.9], |f| vec![f]);
-            for f in fails {
-                line("failure", n, 10, Some(f), &o);
-            }
-        }
-        Some(s) => {
-            let n = o.n.unwrap_or(if s == "all" { 100 } else { 1000 });
-            line(s, n, o.rounds.unwrap_or(30), None, &o);
-        }
-        None => {
-            line(
-                "single",
-                o.n.unwrap_or(1000),
-                o.rounds.unwrap_or(30),
-                None,
-                &o,
-            );
-            line(
-                "multi",
-                o.n.unwrap_or(1000),
-                o.rounds.unwrap_or(30),
-                None,
-                &o,
-            );
-            line("all", o.n.unwrap_or(100), o.rounds.unwrap_or(30), None, &o);
-            for f in [0.2, 0.4, 0.6, 0.8, 0.9] {
-                line("failure", o.n.unwrap_or(1000), 10, Some(f), &o);
-            }
-        }
+        Some(s) => scenario(s, &o),
+        None => ["single", "multi", "all", "failure"]
+            .iter()
+            .for_each(|s| scenario(s, &o)),
     }
 }
