@@ -228,6 +228,16 @@ impl TreeState {
 }
 
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
+    /// Takes the link to `key` into the tree, unless it is a probe link: those stay outside it
+    /// (see the membership module), whatever the peer sends.
+    fn adopt(&mut self, key: NodeKey) {
+        if !self.is_probe(&key)
+            && let Some(tree) = self.tree.as_mut()
+        {
+            tree.eager.insert(key);
+        }
+    }
+
     /// Whether any tree link is up.
     fn has_eager(&self) -> bool {
         self.tree
@@ -333,8 +343,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     /// The first copy of `id` arrived from `from`: its link is (now) in the tree.
     pub(crate) fn tree_parent(&mut self, now: Timestamp, from: NodeKey, id: &MessageId) {
+        self.adopt(from);
         if let Some(tree) = self.tree.as_mut() {
-            tree.eager.insert(from);
             if let Some(strikes) = tree.strikes.get_mut(&from) {
                 *strikes = strikes.saturating_sub(1);
             }
@@ -382,13 +392,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
             }
             Tree::Graft { id } => {
-                let probe = self.is_probe(&from);
+                self.adopt(from);
                 let Some(tree) = self.tree.as_mut() else {
                     return;
                 };
-                if !probe {
-                    tree.eager.insert(from);
-                }
                 let Some(c) = tree.cache.get(&id) else {
                     return;
                 };
@@ -412,11 +419,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     tree.eager.remove(&from);
                 }
             }
-            Tree::Shortcut => {
-                if let Some(tree) = self.tree.as_mut() {
-                    tree.eager.insert(from);
-                }
-            }
+            Tree::Shortcut => self.adopt(from),
         }
     }
 
