@@ -86,11 +86,12 @@ impl RawPeer {
         frames
     }
 
-    fn send(&mut self, engine: &mut Node, message: Message<'_>) {
+    /// Sends `message`; returns the frames the engine sent back meanwhile.
+    fn send(&mut self, engine: &mut Node, message: Message<'_>) -> Vec<Vec<u8>> {
         self.conn
             .queue_frame(&Frame::new(message), 0, true)
             .unwrap();
-        self.pump(engine);
+        self.pump(engine)
     }
 }
 
@@ -608,9 +609,7 @@ fn announced_but_missing_broadcasts_are_capped() {
             id: MessageId([i; 16]),
             hops: 1,
         });
-        peer.conn.queue_frame(&Frame::new(ihave), 0, true).unwrap();
-        let frames = peer.pump(&mut engine);
-        grafts += tree_frames(&frames)
+        grafts += tree_frames(&peer.send(&mut engine, ihave))
             .iter()
             .filter(|t| matches!(t, Tree::Graft { .. }))
             .count();
@@ -638,8 +637,7 @@ fn a_tree_link_is_pruned_after_prune_after_duplicates() {
     peer.send(&mut engine, copy);
     assert_eq!(engine.tree_links(), vec![*peer.identity.node_id().key()]);
     for dup in 1..=3 {
-        peer.conn.queue_frame(&Frame::new(copy), 0, true).unwrap();
-        let prunes = tree_frames(&peer.pump(&mut engine))
+        let prunes = tree_frames(&peer.send(&mut engine, copy))
             .iter()
             .filter(|t| matches!(t, Tree::Prune))
             .count();

@@ -119,6 +119,12 @@ impl View {
     }
 }
 
+/// True with probability `p` (clamped to 0..=1).
+fn happens<R: CryptoRng>(rng: &mut R, p: f64) -> bool {
+    let threshold = (p.clamp(0.0, 1.0) * f64::from(u32::MAX)) as u64;
+    u64::from(rng.next_u32()) < threshold
+}
+
 fn pick<T: Copy, R: CryptoRng>(rng: &mut R, items: &[T]) -> Option<T> {
     (!items.is_empty()).then(|| items[(rng.next_u64() % items.len() as u64) as usize])
 }
@@ -247,7 +253,6 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Some(p) = view.probe.take_if(|p| p.until <= now) else {
             return;
         };
-
         let settled = now.saturating_sub(view.cfg.probe_window / 2);
         if p.announced
             .iter()
@@ -257,18 +262,13 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             self.ask_to_rotate(now, p.link, p.key);
             return;
         }
-        let id = self.peers.get(&p.key).map(|peer| peer.id);
-        if let (Some(id), Some(view)) = (id, self.view.as_mut())
-            && let Some(addr) = view.addrs.get(&p.key).cloned()
-            && !view.active.contains(&p.key)
-        {
-            Self::add_passive(view, &mut self.rng, id, addr);
-        }
+        // Nothing missing: back to the passive view, unless it became a neighbour meanwhile.
         if self
             .view
             .as_ref()
             .is_some_and(|v| !v.active.contains(&p.key))
         {
+            self.demote(p.key);
             self.close_gracefully(now, p.link);
         }
     }
@@ -286,8 +286,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         {
             return;
         }
-        let chance = (view.cfg.probe.clamp(0.0, 1.0) * f64::from(u32::MAX)) as u64;
-        if u64::from(self.rng.next_u32()) >= chance {
+        let p = view.cfg.probe;
+        if !happens(&mut self.rng, p) {
             return;
         }
         self.dial_passive(now, Intent::Probe);
@@ -678,8 +678,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         {
             return;
         }
-        let chance = (view.cfg.rotate.clamp(0.0, 1.0) * f64::from(u32::MAX)) as u64;
-        if u64::from(self.rng.next_u32()) >= chance {
+        let p = view.cfg.rotate;
+        if !happens(&mut self.rng, p) {
             return;
         }
         self.dial_passive(now, Intent::Rotate);
