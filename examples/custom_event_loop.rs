@@ -191,9 +191,7 @@ impl World {
             for i in 0..self.nodes.len() {
                 if !self.dead.contains(&i) && self.nodes[i].poll_timeout().is_some_and(|t| t <= now)
                 {
-                    self.nodes[i]
-                        .handle_timeout(now)
-                        .expect("time moves forward");
+                    self.nodes[i].handle_timeout(now);
                 }
             }
             if self.relay.poll_timeout().is_some_and(|t| t <= now) {

@@ -227,9 +227,6 @@ pub enum SendError {
     /// Not attuned to that intent.
     #[error("not attuned")]
     NotAttuned,
-    /// Time went backwards.
-    #[error("time went backwards")]
-    TimeWentBackwards,
 }
 
 /// API misuse on inputs.
@@ -241,9 +238,6 @@ pub enum EngineError {
     /// The link limit is reached.
     #[error("link limit reached")]
     TooManyLinks,
-    /// Time went backwards.
-    #[error("time went backwards")]
-    TimeWentBackwards,
     /// An extension for one of these message types is already registered.
     #[error("an extension already handles {0:?}")]
     DuplicateExtension(crate::wire::MessageType),

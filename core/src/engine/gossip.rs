@@ -153,8 +153,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         payload: &[u8],
         auth: BroadcastAuth,
     ) -> Result<MessageId, SendError> {
-        self.advance(now)
-            .map_err(|_| SendError::TimeWentBackwards)?;
+        let now = self.advance(now);
         if payload.len() > self.max_payload() {
             return Err(SendError::TooLarge(payload.len()));
         }
@@ -272,8 +271,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// Attunes to `intent`: its resonance key is announced to peers and joined at relays, so
     /// nodes with the same intent find each other.
     pub fn attune(&mut self, now: Timestamp, intent: &str) -> Result<ResonanceKey, SendError> {
-        self.advance(now)
-            .map_err(|_| SendError::TimeWentBackwards)?;
+        let now = self.advance(now);
         let key = ResonanceKey::from_intent(intent);
         if self.attuned.len() >= self.config.limits.max_list_len && !self.attuned.contains_key(&key)
         {
@@ -293,8 +291,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     /// Stops resonating with `intent`.
     pub fn detune(&mut self, now: Timestamp, intent: &str) -> Result<(), SendError> {
-        self.advance(now)
-            .map_err(|_| SendError::TimeWentBackwards)?;
+        let now = self.advance(now);
         let key = ResonanceKey::from_intent(intent);
         if self.attuned.remove(&key).is_none() {
             return Err(SendError::NotAttuned);
@@ -329,8 +326,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         strength: f32,
         payload: &[u8],
     ) -> Result<MessageId, SendError> {
-        self.advance(now)
-            .map_err(|_| SendError::TimeWentBackwards)?;
+        let now = self.advance(now);
         if payload.len() > self.max_payload() {
             return Err(SendError::TooLarge(payload.len()));
         }
@@ -410,8 +406,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         target: Option<NodeKey>,
         payload: &[u8],
     ) -> Result<MessageId, SendError> {
-        self.advance(now)
-            .map_err(|_| SendError::TimeWentBackwards)?;
+        let now = self.advance(now);
         if !self.ext_types.contains_key(&kind) {
             return Err(SendError::UnknownExtension);
         }

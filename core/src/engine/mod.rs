@@ -205,12 +205,13 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.strategy = strategy;
     }
 
-    fn advance(&mut self, now: Timestamp) -> Result<(), EngineError> {
-        if now < self.now {
-            return Err(EngineError::TimeWentBackwards);
-        }
-        self.now = now;
-        Ok(())
+    /// Moves the engine's clock to `now`. Time never goes backwards inside the engine: a `now`
+    /// earlier than the latest one seen (a wall clock stepped back by NTP, two threads reading
+    /// the clock in a race) is taken as the latest one, the same rule as the relay's. Every
+    /// input and command goes through here first and uses the returned time.
+    fn advance(&mut self, now: Timestamp) -> Timestamp {
+        self.now = self.now.max(now);
+        self.now
     }
 
     pub(crate) fn push_action(&mut self, action: Action) {
@@ -283,10 +284,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     /// Timers: heartbeats, dead links, handshake timeouts, whisper retries, reconnects,
     /// direct-path retries, cover traffic, extension ticks.
-    pub fn handle_timeout(&mut self, now: Timestamp) -> Result<(), EngineError> {
-        self.advance(now)?;
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let now = self.advance(now);
         if self.shut_down {
-            return Ok(());
+            return;
         }
         self.link_timers(now);
         self.whisper_timers(now);
@@ -311,12 +312,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             self.run_extensions(now, |ext, ctx| ext.tick(ctx));
         }
         self.seen.expire(now);
-        Ok(())
     }
 
     /// Connects to a relay server; reconnects with exponential backoff whenever it drops.
     pub fn add_relay(&mut self, now: Timestamp, addr: &str) -> Result<LinkId, EngineError> {
-        self.advance(now)?;
+        let now = self.advance(now);
         self.connect_relay(now, String::from(addr))
     }
 
@@ -331,7 +331,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     /// Opens a direct WebSocket link to a peer listening at `addr`.
     pub fn connect_peer(&mut self, now: Timestamp, addr: &str) -> Result<LinkId, EngineError> {
-        self.advance(now)?;
+        let now = self.advance(now);
         let addr = Addr::Peer(String::from(addr));
         let link = self.alloc_link(now, links::LinkKind::Direct { addr: addr.clone() }, None)?;
         self.push_action(Action::Connect { link, addr });
@@ -340,14 +340,14 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     /// The adapter accepted an inbound transport connection; returns its link id.
     pub fn handle_incoming(&mut self, now: Timestamp) -> Result<LinkId, EngineError> {
-        self.advance(now)?;
+        let now = self.advance(now);
         let conn = self.new_responder(now);
         self.alloc_link(now, links::LinkKind::Inbound, Some(conn))
     }
 
     /// A transport link the engine asked for is up.
     pub fn handle_link_up(&mut self, now: Timestamp, link: LinkId) -> Result<(), EngineError> {
-        self.advance(now)?;
+        let now = self.advance(now);
         let entry = self
             .links
             .get(&link)
@@ -373,7 +373,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     /// A transport link failed or closed.
     pub fn handle_link_down(&mut self, now: Timestamp, link: LinkId) -> Result<(), EngineError> {
-        self.advance(now)?;
+        let now = self.advance(now);
         if !self.links.contains_key(&link) {
             return Err(EngineError::UnknownLink(link));
         }
@@ -389,7 +389,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         link: LinkId,
         data: &mut [u8],
     ) -> Result<(), EngineError> {
-        self.advance(now)?;
+        let now = self.advance(now);
         let entry = self
             .links
             .get_mut(&link)
@@ -448,8 +448,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         link: LinkId,
         blob: &[u8],
     ) -> Result<(), SendError> {
-        self.advance(now)
-            .map_err(|_| SendError::TimeWentBackwards)?;
+        let now = self.advance(now);
         let peer = match self.links.get(&link).map(|l| &l.kind) {
             Some(links::LinkKind::Direct {
                 addr: Addr::WebRtc { peer, .. },
@@ -465,7 +464,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         now: Timestamp,
         extension: Box<dyn Extension>,
     ) -> Result<(), EngineError> {
-        self.advance(now)?;
+        let now = self.advance(now);
         let types = extension.message_types();
         for t in &types {
             let is_ext = matches!(
@@ -497,7 +496,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         now: Timestamp,
         f: impl FnOnce(&mut T, &mut ExtensionContext<'_>) -> O,
     ) -> Option<O> {
-        self.advance(now).ok()?;
+        let now = self.advance(now);
         let index = self
             .extensions
             .iter()
@@ -514,7 +513,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     /// Says goodbye on every link, shuts extensions down and stops all timers.
     pub fn shutdown(&mut self, now: Timestamp) {
-        if self.advance(now).is_err() || self.shut_down {
+        let now = self.advance(now);
+        if self.shut_down {
             return;
         }
         self.run_extensions(now, |ext, ctx| ext.shutdown(ctx));

@@ -41,8 +41,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         tag: Option<&str>,
         payload: &[u8],
     ) -> Result<MessageId, SendError> {
-        self.advance(now)
-            .map_err(|_| SendError::TimeWentBackwards)?;
+        let now = self.advance(now);
         let room = self
             .config
             .limits

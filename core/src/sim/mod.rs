@@ -380,7 +380,7 @@ impl Sim {
             } else if let Some((t, i)) = self.timers.pop_first() {
                 self.timer_of[i] = None;
                 if self.alive[i] {
-                    let _ = self.engines[i].handle_timeout(t.max(now));
+                    self.engines[i].handle_timeout(t.max(now));
                     self.drain(i);
                 }
             }

@@ -222,7 +222,7 @@ impl Net {
                     continue;
                 }
                 if self.nodes[i].poll_timeout().is_some_and(|t| t <= now) {
-                    self.nodes[i].handle_timeout(now).unwrap();
+                    self.nodes[i].handle_timeout(now);
                 }
             }
             if self.relay.poll_timeout().is_some_and(|t| t <= now) {
