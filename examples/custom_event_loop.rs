@@ -41,7 +41,6 @@ struct World {
     from_relay: BTreeMap<ClientId, (usize, LinkId)>,
     dead: BTreeSet<usize>,
     report: Report,
-    buf: Vec<u8>,
 }
 
 impl World {
@@ -79,7 +78,6 @@ impl World {
                 names: names.to_vec(),
                 received: vec![Vec::new(); names.len()],
             },
-            buf: vec![0u8; 70_000],
         }
     }
 
@@ -109,7 +107,7 @@ impl World {
                             link,
                             addr: Addr::Relay(_),
                         } => {
-                            let client = self.relay.handle_connect(now).expect("relay has room");
+                            let client = self.relay.handle_incoming(now).expect("relay has room");
                             self.to_relay.insert((i, link), client);
                             self.from_relay.insert(client, (i, link));
                             self.nodes[i].handle_link_up(now, link).expect("known link");
@@ -123,18 +121,19 @@ impl World {
                         Action::Close { link } => {
                             if let Some(client) = self.to_relay.remove(&(i, link)) {
                                 self.from_relay.remove(&client);
-                                self.relay.handle_disconnect(now, client);
+                                self.relay.handle_link_down(now, client);
                             }
                         }
                         Action::Signal { .. } => {}
                     }
                 }
-                while let Some(t) = self.nodes[i].poll_transmit(now, &mut self.buf) {
+                // Records come out owned, one per transport message; a real adapter hands each
+                // to its link's writer (and calls `handle_blocked` when a writer is full).
+                while let Some(t) = self.nodes[i].poll_transmit(now) {
                     moved = true;
                     if let Some(client) = self.to_relay.get(&(i, t.link)).copied() {
-                        let mut record = self.buf[..t.len].to_vec();
                         self.relay
-                            .handle_data(now, client, &mut record)
+                            .handle_data(now, client, t.record)
                             .expect("known client");
                     }
                 }
@@ -142,14 +141,13 @@ impl World {
                     self.record(i, event);
                 }
             }
-            while let Some(t) = self.relay.poll_transmit(&mut self.buf) {
+            while let Some(t) = self.relay.poll_transmit(now) {
                 moved = true;
                 if let Some((i, link)) = self.from_relay.get(&t.client).copied()
                     && !self.dead.contains(&i)
                 {
-                    let mut record = self.buf[..t.len].to_vec();
                     self.nodes[i]
-                        .handle_data(now, link, &mut record)
+                        .handle_data(now, link, t.record)
                         .expect("known link");
                 }
             }
@@ -219,6 +217,9 @@ impl World {
             }
             Event::WhisperDelivered { .. } => "whisper delivered".to_string(),
             Event::WhisperFailed { reason, .. } => format!("whisper failed: {reason:?}"),
+            Event::NotSent { peer, cause, .. } => {
+                format!("not sent to {}: {cause:?}", self.name_of(&peer))
+            }
             Event::Broadcast {
                 origin, payload, ..
             } => format!(

@@ -38,7 +38,6 @@ fn setup<P: CryptoProvider>(p: P) -> (Engine<P, ChaCha20Rng>, Vec<Peer<P>>) {
     };
     let mut engine = Engine::new(me, config, p.clone(), ChaCha20Rng::seed_from_u64(2), NOW);
     let mut peers = Vec::new();
-    let mut buf = vec![0u8; 70_000];
     for i in 0..6 {
         let identity = Identity::generate(&mut rng, NOW);
         let link = engine.handle_incoming(NOW).unwrap();
@@ -59,12 +58,12 @@ fn setup<P: CryptoProvider>(p: P) -> (Engine<P, ChaCha20Rng>, Vec<Peer<P>>) {
         });
         // Complete the handshake.
         for _ in 0..4 {
-            while let Some(mut r) = peers[i].conn.pop_record() {
-                engine.handle_data(NOW, link, &mut r).unwrap();
+            while let Some(r) = peers[i].conn.pop_record() {
+                engine.handle_data(NOW, link, r).unwrap();
             }
-            while let Some(t) = engine.poll_transmit(NOW, &mut buf) {
+            while let Some(mut t) = engine.poll_transmit(NOW) {
                 if let Some(peer) = peers.iter_mut().find(|q| q.link == t.link) {
-                    let _ = peer.conn.handle_data(NOW, &mut buf[..t.len]);
+                    let _ = peer.conn.handle_data(NOW, &mut t.record);
                 }
             }
         }
@@ -78,7 +77,6 @@ fn forward<P: CryptoProvider>(c: &mut Criterion, p: P, signed: bool) {
     let (mut engine, mut peers) = setup(p.clone());
     let payload = [0x5au8; 256];
     let mut counter = 0u64;
-    let mut buf = vec![0u8; 70_000];
     let sender_link = peers[0].link;
     let name = format!(
         "{}/forward_{}",
@@ -118,11 +116,11 @@ fn forward<P: CryptoProvider>(c: &mut Criterion, p: P, signed: bool) {
                 sender.conn.queue_frame(&Frame::new(msg), 0, true).unwrap();
                 sender.conn.pop_record().unwrap()
             },
-            |mut record| {
-                engine.handle_data(NOW, sender_link, &mut record).unwrap();
+            |record| {
+                engine.handle_data(NOW, sender_link, record).unwrap();
                 let mut sent = 0;
-                while let Some(t) = engine.poll_transmit(NOW, &mut buf) {
-                    sent += t.len;
+                while let Some(t) = engine.poll_transmit(NOW) {
+                    sent += t.record.len();
                 }
                 while engine.poll_event().is_some() {}
                 black_box(sent)

@@ -15,7 +15,7 @@ use crate::{
         link::{LinkConfig, LinkHandshake, MAX_HANDSHAKE_LEN},
         seal,
     },
-    engine::{BroadcastAuth, Config, Engine, LinkId},
+    engine::{BroadcastAuth, Config, Engine, LinkId, Output, drain},
     wire::{Frame, Limits, MessageId},
 };
 
@@ -269,21 +269,20 @@ fn pump(
     link: LinkId,
     now: Timestamp,
 ) {
-    let mut buf = alloc::vec![0u8; 70_000];
     for _ in 0..64 {
         let mut moved = false;
-        while let Some(mut r) = peer.pop_record() {
+        while let Some(r) = peer.pop_record() {
             moved = true;
-            let _ = engine.handle_data(now, link, &mut r);
+            let _ = engine.handle_data(now, link, r);
         }
-        while let Some(t) = engine.poll_transmit(now, &mut buf) {
+        drain(engine, now, |output| {
             moved = true;
-            if t.link == link {
-                let _ = peer.handle_data(now, &mut buf[..t.len]);
+            if let Output::Transmit(mut t) = output
+                && t.link == link
+            {
+                let _ = peer.handle_data(now, &mut t.record);
             }
-        }
-        while engine.poll_action().is_some() {}
-        while engine.poll_event().is_some() {}
+        });
         if !moved {
             return;
         }

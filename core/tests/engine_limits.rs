@@ -61,22 +61,19 @@ impl RawPeer {
     /// Moves records both ways until quiet; returns frames the engine sent us, re-encoded.
     fn pump(&mut self, engine: &mut Node) -> Vec<Vec<u8>> {
         let mut frames = Vec::new();
-        let mut buf = vec![0u8; 70_000];
         for _ in 0..100 {
             let mut moved = false;
             while let Some(r) = self.conn.pop_record() {
                 moved = true;
-                let mut r = r;
-                let _ = engine.handle_data(START, self.link, &mut r);
+                let _ = engine.handle_data(START, self.link, r);
             }
-            while let Some(t) = engine.poll_transmit(START, &mut buf) {
+            while let Some(mut t) = engine.poll_transmit(START) {
                 moved = true;
                 if t.link != self.link {
                     continue;
                 }
-                let mut data = buf[..t.len].to_vec();
-                if let Ok(Received::Frame(n)) = self.conn.handle_data(START, &mut data) {
-                    frames.push(data[..n].to_vec());
+                if let Ok(Received::Frame(n)) = self.conn.handle_data(START, &mut t.record) {
+                    frames.push(t.record[..n].to_vec());
                 }
             }
             if !moved {
@@ -446,12 +443,11 @@ fn padding_puts_every_record_on_a_bucket() {
         net.nodes[0].broadcast(now, &vec![7u8; len]).unwrap();
     }
     // Look at node 0's own records as the adapter sees them.
-    let mut buf = vec![0u8; 70_000];
     let to = net.key(1);
     net.nodes[0].whisper(now, to, None, b"sizes").unwrap();
     let mut sizes = Vec::new();
-    while let Some(t) = net.nodes[0].poll_transmit(now, &mut buf) {
-        sizes.push(t.len);
+    while let Some(t) = net.nodes[0].poll_transmit(now) {
+        sizes.push(t.record.len());
     }
     assert!(!sizes.is_empty());
     assert!(net.nodes[0].stats().padding_bytes > 0);
@@ -560,10 +556,9 @@ fn tunnelled_traffic_respects_the_relay_link_queue_cap() {
     // Both queues on the way are capped: the tunnel's (records waiting for room on the relay
     // link) and the relay link's. Draining everything yields at most the two caps together,
     // plus the RELAY framing around each tunnelled record.
-    let mut buf = vec![0u8; 70_000];
     let (mut bytes, mut records) = (0, 0);
-    while let Some(t) = net.nodes[0].poll_transmit(now, &mut buf) {
-        bytes += t.len;
+    while let Some(t) = net.nodes[0].poll_transmit(now) {
+        bytes += t.record.len();
         records += 1;
     }
     assert!(

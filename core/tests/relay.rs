@@ -91,7 +91,7 @@ impl Net {
     fn connect(&mut self, me: Identity) -> usize {
         let id = self
             .relay
-            .handle_connect(self.now)
+            .handle_incoming(self.now)
             .expect("room for a client");
         let conn = Conn::initiator(
             RustCrypto,
@@ -146,8 +146,7 @@ impl Net {
     /// Delivers relay records to the clients; returns the clients served, in order.
     fn download(&mut self) -> Vec<usize> {
         let mut order = Vec::new();
-        let mut buf = vec![0u8; self.relay.config().max_record];
-        while let Some(t) = self.relay.poll_transmit(&mut buf) {
+        while let Some(mut t) = self.relay.poll_transmit(self.now) {
             let i = self
                 .peers
                 .iter()
@@ -155,8 +154,8 @@ impl Net {
                 .expect("transmit for a known client");
             order.push(i);
             let p = &mut self.peers[i];
-            match p.conn.handle_data(self.now, &mut buf[..t.len]) {
-                Ok(Received::Frame(n)) => p.inbox.push(buf[..n].to_vec()),
+            match p.conn.handle_data(self.now, &mut t.record) {
+                Ok(Received::Frame(n)) => p.inbox.push(t.record[..n].to_vec()),
                 Ok(_) => {}
                 Err(e) => panic!("client {i} rejected a relay record: {e}"),
             }
@@ -433,7 +432,7 @@ fn disconnect_forgets_the_client() {
     let (a, b) = (net.join_net(1), net.join_net(2));
     net.join(a, ns(1), false);
     let id = net.peers[a].id;
-    net.relay.handle_disconnect(net.now, id);
+    net.relay.handle_link_down(net.now, id);
     net.drain_events();
     assert_eq!(net.close_reason(a), Some(CloseReason::Disconnected));
     assert!(
@@ -450,7 +449,7 @@ fn disconnect_forgets_the_client() {
         Err(RelayError::UnknownClient(bogus))
     );
     // Disconnecting twice raises nothing more.
-    net.relay.handle_disconnect(net.now, id);
+    net.relay.handle_link_down(net.now, id);
     assert_eq!(net.relay.poll_event(), None);
 }
 
@@ -638,7 +637,7 @@ fn found_is_also_capped_by_the_list_limit() {
 /// Runs an XX handshake against the relay as an initiator that proves `prover`'s key but
 /// claims `claim` in its payload.
 fn lying_initiator(net: &mut Net, prover: &Identity, claim: HandshakePayload) -> ClientId {
-    let id = net.relay.handle_connect(net.now).unwrap();
+    let id = net.relay.handle_incoming(net.now).unwrap();
     let mut r = rng(77);
     let mut liar = HandshakeState::new(
         P256(RustCrypto),
@@ -654,10 +653,9 @@ fn lying_initiator(net: &mut Net, prover: &Identity, claim: HandshakePayload) ->
     let mut buf = [0u8; MAX_HANDSHAKE_LEN];
     let n = liar.write_message(&[], &mut buf).unwrap();
     net.relay.handle_data(net.now, id, &mut buf[..n]).unwrap();
-    let mut out = vec![0u8; 1024];
-    let t = net.relay.poll_transmit(&mut out).expect("message 2");
+    let t = net.relay.poll_transmit(net.now).expect("message 2");
     assert_eq!(t.client, id);
-    liar.read_message(&out[..t.len], &mut [0u8; MAX_HANDSHAKE_LEN])
+    liar.read_message(&t.record, &mut [0u8; MAX_HANDSHAKE_LEN])
         .unwrap();
     let payload = postcard::to_allocvec(&claim).unwrap();
     let n = liar.write_message(&payload, &mut buf).unwrap();
@@ -778,18 +776,18 @@ fn cap_max_clients() {
     });
     let a = net.join_net(1);
     net.join_net(2);
-    assert_eq!(net.relay.handle_connect(net.now), Err(RelayError::Full));
+    assert_eq!(net.relay.handle_incoming(net.now), Err(RelayError::Full));
     assert_eq!(net.relay.stats().rejected_full, 1);
     // A closed slot is held until its event is polled (bounding the event queue).
     let id = net.peers[a].id;
-    net.relay.handle_disconnect(net.now, id);
-    assert_eq!(net.relay.handle_connect(net.now), Err(RelayError::Full));
+    net.relay.handle_link_down(net.now, id);
+    assert_eq!(net.relay.handle_incoming(net.now), Err(RelayError::Full));
     assert!(matches!(
         net.relay.poll_event(),
         Some(RelayEvent::Closed { .. })
     ));
-    assert!(net.relay.handle_connect(net.now).is_ok());
-    assert_eq!(net.relay.handle_connect(net.now), Err(RelayError::Full));
+    assert!(net.relay.handle_incoming(net.now).is_ok());
+    assert_eq!(net.relay.handle_incoming(net.now), Err(RelayError::Full));
     assert_eq!(net.relay.stats().rejected_full, 3);
 }
 
@@ -828,7 +826,7 @@ fn cap_max_record_closes_the_client() {
         Some(CloseReason::Oversized(max_record + 1))
     );
     // Before the handshake too.
-    let id = net.relay.handle_connect(net.now).unwrap();
+    let id = net.relay.handle_incoming(net.now).unwrap();
     net.relay
         .handle_data(net.now, id, &mut vec![0u8; max_record + 1])
         .unwrap();
@@ -970,7 +968,7 @@ fn cap_rate_limit_closes_persistent_abuse() {
 #[test]
 fn garbage_before_the_handshake_closes() {
     let mut net = Net::with_defaults();
-    let id = net.relay.handle_connect(net.now).unwrap();
+    let id = net.relay.handle_incoming(net.now).unwrap();
     net.relay
         .handle_data(net.now, id, &mut [0xAB; 100])
         .unwrap();
@@ -984,7 +982,7 @@ fn garbage_before_the_handshake_closes() {
     ));
     assert_eq!(net.relay.stats().handshake_failures, 1);
     assert_eq!(net.relay.stats().clients, 0);
-    assert_eq!(net.relay.poll_transmit(&mut [0u8; 1024]), None);
+    assert_eq!(net.relay.poll_transmit(net.now), None);
 }
 
 #[test]
@@ -1004,14 +1002,14 @@ fn garbage_after_the_handshake_closes() {
 
 /// Completes a handshake with the relay by hand, keeping the raw session to seal any bytes.
 fn raw_session(net: &mut Net, me: &Identity) -> (ClientId, Session<RustCrypto>) {
-    let id = net.relay.handle_connect(net.now).unwrap();
+    let id = net.relay.handle_incoming(net.now).unwrap();
     let mut hs =
         LinkHandshake::initiator(RustCrypto, me, None, LinkConfig::default(), &mut rng(88));
     let mut buf = [0u8; MAX_HANDSHAKE_LEN];
     let n = hs.write_message(&mut buf).unwrap();
     net.relay.handle_data(net.now, id, &mut buf[..n]).unwrap();
-    let t = net.relay.poll_transmit(&mut buf).unwrap();
-    hs.read_message(&buf[..t.len]).unwrap();
+    let t = net.relay.poll_transmit(net.now).unwrap();
+    hs.read_message(&t.record).unwrap();
     let n = hs.write_message(&mut buf).unwrap();
     net.relay.handle_data(net.now, id, &mut buf[..n]).unwrap();
     net.drain_events();
@@ -1100,7 +1098,7 @@ fn random_bytes_at_any_stage_never_panic() {
             let i = net.join_net(2);
             net.peers[i].id
         } else {
-            net.relay.handle_connect(net.now).unwrap()
+            net.relay.handle_incoming(net.now).unwrap()
         };
         let mut closed = false;
         for _ in 0..4 {
@@ -1136,7 +1134,7 @@ fn random_bytes_at_any_stage_never_panic() {
 #[test]
 fn handshake_timeout() {
     let mut net = Net::with_defaults();
-    let id = net.relay.handle_connect(T0).unwrap();
+    let id = net.relay.handle_incoming(T0).unwrap();
     assert_eq!(net.relay.poll_timeout(), Some(after(10_000)));
     net.relay.handle_timeout(after(9_999));
     assert_eq!(net.relay.poll_event(), None);

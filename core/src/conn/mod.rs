@@ -42,6 +42,9 @@ pub enum QueueError {
     /// The send queue's byte cap would be exceeded.
     #[error("send queue full")]
     Full,
+    /// The record would exceed the largest record this connection may send.
+    #[error("record of {0} bytes is too large for the link")]
+    TooLarge(usize),
     /// The frame could not be encoded.
     #[error("encode: {0}")]
     Encode(#[from] EncodeError),
@@ -260,7 +263,7 @@ impl<P: CryptoProvider> Conn<P> {
         let total = pad(estimate).max(estimate);
         let record_len = total + TAG_LEN;
         if record_len > self.max_record {
-            return Err(QueueError::Encode(EncodeError::BufferTooSmall));
+            return Err(QueueError::TooLarge(record_len));
         }
         // Refuse before spending an allocation and an encoding on a frame that cannot go.
         if !bypass_cap && self.queued_bytes + record_len > self.max_queue_bytes {

@@ -37,6 +37,10 @@ pub enum CryptoError {
     /// The peer claimed a node ID other than the one we dialled.
     #[error("peer is not the node that was dialled")]
     UnexpectedPeer,
+    /// A Noise message would exceed, or exceeds, 65,535 bytes (Noise §3): refused before any
+    /// byte is sealed or opened.
+    #[error("noise message of {0} bytes exceeds 65535")]
+    MessageTooLarge(usize),
     /// The peer speaks an incompatible protocol major version.
     #[error("incompatible protocol version {0}.{1}")]
     IncompatibleVersion(u8, u8),

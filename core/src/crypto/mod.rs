@@ -26,6 +26,7 @@ pub mod sign;
 
 pub use error::CryptoError;
 pub use keys::{KeyPair, VerifyingKey};
+pub use noise::MAX_MESSAGE_LEN;
 pub use provider::{CryptoProvider, TAG_LEN};
 #[cfg(feature = "ring")]
 pub use ring_provider::Ring;

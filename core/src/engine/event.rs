@@ -138,6 +138,18 @@ pub enum Event {
         /// Why.
         reason: WhisperFailure,
     },
+    /// One of our own messages could not be queued for a peer: the link's send queue was full
+    /// (the link is not being drained fast enough) or the frame did not fit the link. A
+    /// broadcast may still reach the peer through others; a whisper is retried until it is
+    /// acknowledged or reported failed. Counted in [`Stats`](super::Stats) by the same cause.
+    NotSent {
+        /// The message's id.
+        id: MessageId,
+        /// The peer it could not be queued for.
+        peer: NodeKey,
+        /// Why.
+        cause: super::DropCause,
+    },
     /// A broadcast arrived (or was sent by us: broadcasts are delivered locally too).
     Broadcast {
         /// Its id.
@@ -165,7 +177,7 @@ pub enum Event {
         /// The extension's name.
         extension: &'static str,
         /// The event.
-        event: Box<dyn Any>,
+        event: Box<dyn Any + Send>,
     },
 }
 
@@ -181,6 +193,9 @@ impl fmt::Debug for Event {
             }
             Event::WhisperDelivered { id } => write!(f, "WhisperDelivered({id:?})"),
             Event::WhisperFailed { id, reason } => write!(f, "WhisperFailed({id:?}, {reason:?})"),
+            Event::NotSent { id, peer, cause } => {
+                write!(f, "NotSent({id:?}, to {peer:?}, {cause:?})")
+            }
             Event::Broadcast {
                 origin, payload, ..
             } => {
@@ -196,13 +211,14 @@ impl fmt::Debug for Event {
     }
 }
 
-/// A record for the adapter to write on a link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A record for the adapter to write on a link, as one message: moved out of the engine's
+/// queue, never copied.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
     /// The link.
     pub link: LinkId,
-    /// Bytes written at the start of the caller's buffer.
-    pub len: usize,
+    /// The sealed record.
+    pub record: Vec<u8>,
 }
 
 /// Why a command could not be carried out (API misuse or local limits; the application is

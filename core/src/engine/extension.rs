@@ -110,8 +110,9 @@ impl<'a> ExtensionContext<'a> {
         Ok(())
     }
 
-    /// Raises an application event ([`Event::Extension`]).
-    pub fn emit<E: Any>(&mut self, event: E) {
+    /// Raises an application event ([`Event::Extension`]). Events cross to the application's
+    /// task, so they are `Send`.
+    pub fn emit<E: Any + Send>(&mut self, event: E) {
         self.events.push(Event::Extension {
             extension: self.name,
             event: Box::new(event),
@@ -119,8 +120,9 @@ impl<'a> ExtensionContext<'a> {
     }
 }
 
-/// An application protocol running inside the engine.
-pub trait Extension: Any {
+/// An application protocol running inside the engine. `Send`, so that an engine holding it can
+/// be owned by an async runtime's task.
+pub trait Extension: Any + Send {
     /// A short unique name.
     fn name(&self) -> &'static str;
 

@@ -7,7 +7,7 @@ use alloc::{string::String, vec::Vec};
 use rand_core::CryptoRng;
 
 use super::{
-    Attunement, BroadcastAuth, DropCause, Engine, Event, SendError,
+    Attunement, BroadcastAuth, DropCause, Engine, Event, PayloadKind, SendError,
     extension::{ExtensionContext, ExtensionMessage, Outgoing},
     links::Class,
     seen::Verdict,
@@ -27,7 +27,8 @@ use crate::{
 };
 
 /// Chooses the neighbours a message is pushed to. The seam where a broadcast tree will plug in.
-pub trait GossipStrategy {
+/// `Send`, so that an engine holding it can be owned by an async runtime's task.
+pub trait GossipStrategy: Send {
     /// Keeps in `candidates` the neighbours that should receive a copy (the sender is already
     /// excluded). `random` yields fresh random numbers.
     fn select(
@@ -61,17 +62,7 @@ impl GossipStrategy for Flood {
     }
 }
 
-/// Largest payload of a broadcast-like message, leaving room for the frame's own fields.
-const FRAME_ROOM: usize = 256;
-
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
-    fn max_payload(&self) -> usize {
-        self.config
-            .limits
-            .max_frame_size
-            .saturating_sub(FRAME_ROOM + 128)
-    }
-
     pub(crate) fn new_route(&mut self, now: Timestamp) -> Route {
         Route {
             id: self.new_id(),
@@ -154,7 +145,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         auth: BroadcastAuth,
     ) -> Result<MessageId, SendError> {
         let now = self.advance(now);
-        if payload.len() > self.max_payload() {
+        if payload.len() > self.max_payload(PayloadKind::Broadcast) {
             return Err(SendError::TooLarge(payload.len()));
         }
         let route = self.new_route(now);
@@ -327,7 +318,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         payload: &[u8],
     ) -> Result<MessageId, SendError> {
         let now = self.advance(now);
-        if payload.len() > self.max_payload() {
+        if payload.len() > self.max_payload(PayloadKind::Resonance) {
             return Err(SendError::TooLarge(payload.len()));
         }
         let key = ResonanceKey::from_intent(intent);
@@ -410,7 +401,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         if !self.ext_types.contains_key(&kind) {
             return Err(SendError::UnknownExtension);
         }
-        if payload.len() > self.max_payload() {
+        if payload.len() > self.max_payload(PayloadKind::Extension) {
             return Err(SendError::TooLarge(payload.len()));
         }
         let route = self.new_route(now);
@@ -505,7 +496,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let mut outgoing: Vec<Outgoing> = Vec::new();
         let mut events: Vec<Event> = Vec::new();
         let local = *self.identity.node_id();
-        let max_payload = self.max_payload();
+        let max_payload = self.max_payload(PayloadKind::Extension);
         let Some(ext) = self.extensions.get_mut(index) else {
             return;
         };

@@ -6,20 +6,17 @@ use alloc::{string::String, vec::Vec};
 use rand_core::CryptoRng;
 
 use super::{
-    Action, Addr, DownReason, Engine, EngineError, LinkId, Transmit,
-    obfuscation::{next_cover, random_delay},
+    Action, Addr, DownReason, DropCause, Engine, EngineError, LinkId, Transmit,
+    budget::relay_frame_len,
+    obfuscation::{next_cover, pad_target, random_delay},
     quality::{PendingPing, Quality},
 };
 use crate::{
     NodeKey, Timestamp,
     conn::{Conn, QueueError},
-    crypto::CryptoProvider,
+    crypto::{CryptoProvider, TAG_LEN},
     wire::{Frame, Message, Ping, Pong, Relay, RelayStage},
 };
-
-/// Bytes a RELAY frame and its record add around a tunnelled record (header, peer key, stage,
-/// length prefix, tag; padding not included).
-const RELAY_FRAMING: usize = 64;
 
 /// What a link is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +48,8 @@ pub(crate) struct LinkEntry<P: CryptoProvider> {
     pub opened: Timestamp,
     /// Close the link once its queue is empty (a last message is on its way).
     pub closing: bool,
+    /// The adapter's writer is full ([`Engine::handle_blocked`]).
+    pub blocked: bool,
 }
 
 impl<P: CryptoProvider> LinkEntry<P> {
@@ -82,14 +81,15 @@ pub(crate) enum Class {
 }
 
 impl Class {
-    /// Percent of the queue cap this class may fill up to.
+    /// Percent of the queue cap this class may fill up to. Control may use all of it, so some
+    /// room is always left for it above the application's own messages.
     fn share(self) -> usize {
         match self {
             Class::Cover => 25,
             Class::Lazy => 50,
             Class::Forward => 75,
-            Class::Own => 100,
-            Class::Control => usize::MAX,
+            Class::Own => 90,
+            Class::Control => 100,
         }
     }
 }
@@ -118,6 +118,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 next_cover: None,
                 opened: now,
                 closing: false,
+                blocked: false,
             },
         );
         Ok(id)
@@ -130,7 +131,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             expected,
             self.config.link,
             self.config.max_queue_bytes,
-            self.config.limits.max_frame_size + crate::crypto::TAG_LEN,
+            self.budget.link_record,
             now,
             &mut self.rng,
         )
@@ -142,14 +143,40 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             &self.identity,
             self.config.link,
             self.config.max_queue_bytes,
-            self.config.limits.max_frame_size + crate::crypto::TAG_LEN,
+            self.budget.link_record,
             now,
             &mut self.rng,
         )
     }
 
-    /// Queues a frame on a link, applying padding, jitter and the shedding class. Returns
-    /// whether it was queued; a refusal is counted as a queue-full drop.
+    /// The largest record `link` may send: a transport link's, or a tunnel's (whose records
+    /// travel inside RELAY frames on a transport link).
+    fn max_record(&self, entry: &LinkEntry<P>) -> usize {
+        if entry.is_transport() {
+            self.budget.link_record
+        } else {
+            self.budget.tunnel_record
+        }
+    }
+
+    /// The record a frame of `len` bytes becomes on `entry`'s link, padding included, or `None`
+    /// when it does not fit the link at all.
+    fn record_len(&self, entry: &LinkEntry<P>, len: usize) -> Option<usize> {
+        let max = self.max_record(entry);
+        let target = pad_target(
+            &self.config.obfuscation,
+            len,
+            max - TAG_LEN,
+            !entry.is_transport(),
+        );
+        let record = target.max(len) + TAG_LEN;
+        (record <= max).then_some(record)
+    }
+
+    /// Queues a frame on a link, applying padding, jitter and the shedding class. A frame is
+    /// queued only if its whole record fits under the class's share of `max_queue_bytes`, so a
+    /// link's queue never holds more than `max_queue_bytes` (handshake messages aside). A
+    /// refusal is counted by cause.
     pub(crate) fn send_on(
         &mut self,
         now: Timestamp,
@@ -158,49 +185,62 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         class: Class,
     ) -> Result<(), QueueError> {
         let frame = Frame::new(message);
+        let Some(entry) = self.links.get(&link) else {
+            return Err(QueueError::NotEstablished);
+        };
+        let len = frame.encoded_len();
+        let Some(record) = self.record_len(entry, len) else {
+            self.not_sent(link, &message, class, DropCause::TooLarge);
+            return Err(QueueError::TooLarge(len + TAG_LEN));
+        };
+        let limit = self.config.max_queue_bytes * class.share() / 100;
         let Some(entry) = self.links.get_mut(&link) else {
             return Err(QueueError::NotEstablished);
         };
         let Some(conn) = entry.conn.as_mut() else {
             return Err(QueueError::NotEstablished);
         };
-        let cap = self.config.max_queue_bytes;
-        let limit = cap.saturating_mul(class.share().min(100)) / 100;
-        if class != Class::Control && conn.queued_bytes() >= limit {
-            self.stats.drop(super::DropCause::QueueFull);
+        if !conn.is_established() {
+            return Err(QueueError::NotEstablished);
+        }
+        if conn.queued_bytes() + record > limit {
+            self.not_sent(link, &message, class, DropCause::QueueFull);
             return Err(QueueError::Full);
         }
-        let ob = &self.config.obfuscation;
-        let result = conn.queue_frame_with(
-            &frame,
-            |len| super::obfuscation::pad_target(ob, len),
-            class == Class::Control,
-        );
-        match result {
-            Ok((_, padding)) => {
-                self.stats.padding_bytes += padding as u64;
-                self.stats.frames_sent += 1;
-                let jitter = self.config.obfuscation.max_jitter;
-                if !jitter.is_zero() && entry.hold_until.is_none() {
-                    let d = random_delay(&mut self.rng, jitter);
-                    if !d.is_zero() {
-                        entry.hold_until = Some(now.saturating_add(d));
-                        self.stats.jitter_delays += 1;
-                    }
-                }
-                Ok(())
+        let (_, padding) = conn.queue_frame_with(&frame, |_| record - TAG_LEN, true)?;
+        self.stats.padding_bytes += padding as u64;
+        self.stats.frames_sent += 1;
+        let jitter = self.config.obfuscation.max_jitter;
+        if !jitter.is_zero() && entry.hold_until.is_none() {
+            let d = random_delay(&mut self.rng, jitter);
+            if !d.is_zero() {
+                entry.hold_until = Some(now.saturating_add(d));
+                self.stats.jitter_delays += 1;
             }
-            Err(e) => {
-                if e == QueueError::Full {
-                    self.stats.drop(super::DropCause::QueueFull);
-                }
-                Err(e)
-            }
+        }
+        Ok(())
+    }
+
+    /// Counts a frame `send_on` refused and, for the application's own messages, tells it.
+    fn not_sent(&mut self, link: LinkId, message: &Message<'_>, class: Class, cause: DropCause) {
+        self.stats.drop(cause);
+        if class != Class::Own {
+            return;
+        }
+        let peer = self.links.get(&link).and_then(LinkEntry::peer_key);
+        if let (Some(route), Some(peer)) = (message.route(), peer) {
+            self.push_event(super::Event::NotSent {
+                id: route.id,
+                peer,
+                cause,
+            });
         }
     }
 
     /// Moves sealed records of tunnels into RELAY frames on their relay links, in order, as far
-    /// as the relay queues allow.
+    /// as the relay queues allow. A record leaves its tunnel only when its RELAY frame is sure
+    /// to be queued (the frame budget makes it fit a link record, and the room is checked
+    /// first): a record lost between the two queues would desynchronise the tunnel's nonces.
     pub(crate) fn flush_tunnels(&mut self, now: Timestamp) {
         let pending = self.links.values().any(|l| {
             matches!(l.kind, LinkKind::Tunnel { .. })
@@ -217,22 +257,23 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 _ => None,
             })
             .collect();
+        let cap = self.config.max_queue_bytes * Class::Control.share() / 100;
         for (tid, relay, peer) in tunnels {
             while let Some(entry) = self.links.get(&tid) {
                 let established = entry.is_established();
                 let Some(len) = entry.conn.as_ref().and_then(Conn::front_len) else {
                     break;
                 };
-                // Move a record only if the relay link has room for it (plus RELAY framing);
-                // otherwise it waits in the tunnel's own capped queue. Once moved it is queued
-                // unconditionally: a record lost between the two queues would desynchronise the
-                // tunnel's nonces.
-                let room = self
-                    .links
-                    .get(&relay)
-                    .and_then(|r| r.conn.as_ref())
-                    .map_or(0, Conn::queue_room);
-                if room < len + RELAY_FRAMING {
+                let Some(relay_entry) = self.links.get(&relay) else {
+                    break;
+                };
+                let fits = self
+                    .record_len(relay_entry, relay_frame_len(len))
+                    .zip(relay_entry.conn.as_ref())
+                    .is_some_and(|(record, c)| {
+                        c.is_established() && c.queued_bytes() + record <= cap
+                    });
+                if !fits {
                     break;
                 }
                 let Some(record) = self
@@ -254,47 +295,98 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     payload: &record,
                 });
                 if self.send_on(now, relay, msg, Class::Control).is_err() {
+                    // Cannot happen after the checks above; if it ever did, the tunnel is out
+                    // of step and must not go on silently.
+                    self.fail_link(now, tid);
                     break;
                 }
             }
         }
     }
 
-    /// The next record for the adapter, written into `buf` (which must hold
-    /// `limits.max_frame_size + 16` bytes; a smaller buffer skips larger records).
-    pub fn poll_transmit(&mut self, now: Timestamp, buf: &mut [u8]) -> Option<Transmit> {
+    /// The next record to write, on any link: round-robin over the transport links that have
+    /// a record due and are not [blocked](Self::handle_blocked). The record is moved out of the
+    /// engine (no copy); write it as one message on `Transmit::link`.
+    ///
+    /// Call after every input and command until it returns `None`. Adapters that write each
+    /// link from its own task can use [`poll_transmit_on`](Self::poll_transmit_on) instead.
+    pub fn poll_transmit(&mut self, now: Timestamp) -> Option<Transmit> {
+        let now = self.now.max(now);
         self.flush_tunnels(now);
-        // Round-robin from the cursor over transport links with a record ready now.
         let ready = |(_, l): &(&LinkId, &LinkEntry<P>)| {
             l.is_transport()
+                && !l.blocked
                 && l.hold_until.is_none_or(|t| t <= now)
-                && l.conn
-                    .as_ref()
-                    .and_then(Conn::front_len)
-                    .is_some_and(|n| n <= buf.len())
+                && l.conn.as_ref().and_then(Conn::front_len).is_some()
         };
-        let id = self
+        let link = self
             .links
             .range(self.transmit_cursor..)
             .find(ready)
             .or_else(|| self.links.range(..self.transmit_cursor).find(ready))
             .map(|(id, _)| *id)?;
-        let entry = self.links.get_mut(&id)?;
-        let conn = entry.conn.as_mut()?;
-        let Some(Ok(len)) = conn.poll_transmit(buf) else {
+        self.transmit_cursor = LinkId(link.0 + 1);
+        let record = self.take_record(now, link)?;
+        Some(Transmit { link, record })
+    }
+
+    /// The next record for `link` alone, if one is due: for adapters whose per-link writers
+    /// pull when they have room, so that a slow link holds back only itself. Records wait in
+    /// the link's queue meanwhile, within `max_queue_bytes` (beyond it new frames are shed by
+    /// class and counted; the application hears of its own). `None` for links that are not
+    /// transport links or have nothing due (a jitter hold may delay a record until
+    /// [`poll_timeout`](Self::poll_timeout)).
+    pub fn poll_transmit_on(&mut self, now: Timestamp, link: LinkId) -> Option<Vec<u8>> {
+        let now = self.now.max(now);
+        self.flush_tunnels(now);
+        let entry = self.links.get(&link)?;
+        if !entry.is_transport() || entry.hold_until.is_some_and(|t| t > now) {
             return None;
-        };
+        }
+        self.take_record(now, link)
+    }
+
+    /// Moves the next record out of `link`'s queue, and closes the link if it was waiting to
+    /// drain.
+    fn take_record(&mut self, now: Timestamp, link: LinkId) -> Option<Vec<u8>> {
+        let entry = self.links.get_mut(&link)?;
+        let conn = entry.conn.as_mut()?;
+        let record = conn.pop_record()?;
         let drained = conn.queued_bytes() == 0;
         if drained {
             entry.hold_until = None;
         }
         let closing = entry.closing;
-        self.transmit_cursor = LinkId(id.0 + 1);
-        self.stats.bytes_sent += len as u64;
+        self.stats.bytes_sent += record.len() as u64;
         if drained && closing {
-            self.close_link(now, id, DownReason::Limit);
+            self.close_link(now, link, DownReason::Limit);
         }
-        Some(Transmit { link: id, len })
+        Some(record)
+    }
+
+    /// The adapter's writer for `link` cannot take more now (its socket or channel is full):
+    /// [`poll_transmit`](Self::poll_transmit) skips the link until
+    /// [`handle_writable`](Self::handle_writable). Its records wait in the engine, within
+    /// `max_queue_bytes`.
+    pub fn handle_blocked(&mut self, now: Timestamp, link: LinkId) -> Result<(), EngineError> {
+        self.advance(now);
+        let entry = self
+            .links
+            .get_mut(&link)
+            .ok_or(EngineError::UnknownLink(link))?;
+        entry.blocked = true;
+        Ok(())
+    }
+
+    /// The adapter's writer for `link` has room again; poll for its records.
+    pub fn handle_writable(&mut self, now: Timestamp, link: LinkId) -> Result<(), EngineError> {
+        self.advance(now);
+        let entry = self
+            .links
+            .get_mut(&link)
+            .ok_or(EngineError::UnknownLink(link))?;
+        entry.blocked = false;
+        Ok(())
     }
 
     /// Closes a link once what is queued on it has been sent.

@@ -3,42 +3,95 @@
 //!
 //! # The drive loop
 //!
-//! Inputs carry `now`. Feed the engine with `handle_*` (link up, bytes received, link down,
-//! signaling, timeout) and commands (`add_relay`, `whisper`, `broadcast`, `attune`,
-//! `resonate`, …); after each input drain every output until it is empty:
-//! [`poll_action`](Engine::poll_action) (open or close a transport, hand a WebRTC signal over),
-//! [`poll_transmit`](Engine::poll_transmit) (a record to write, into your buffer) and
-//! [`poll_event`](Engine::poll_event) (what the application should know). Then sleep until
-//! [`poll_timeout`](Engine::poll_timeout) or the next input, and call
-//! [`handle_timeout`](Engine::handle_timeout) when it passes.
+//! **After every input or command, drain the outputs until they are all empty; then sleep until
+//! [`poll_timeout`](Engine::poll_timeout) or the next input.** That is the whole rule.
+//!
+//! - *Inputs* carry `now`: [`handle_link_up`](Engine::handle_link_up),
+//!   [`handle_data`](Engine::handle_data), [`handle_link_down`](Engine::handle_link_down),
+//!   [`handle_incoming`](Engine::handle_incoming), [`handle_signal`](Engine::handle_signal),
+//!   [`handle_blocked`](Engine::handle_blocked) / [`handle_writable`](Engine::handle_writable),
+//!   [`handle_timeout`](Engine::handle_timeout). *Commands* too: `add_relay`, `connect_peer`,
+//!   `whisper`, `broadcast`, `attune`, `resonate`, `send_extension`, `shutdown`, ….
+//! - *Outputs*: [`poll_action`](Engine::poll_action) (open or close a transport, hand a WebRTC
+//!   signal over), [`poll_transmit`](Engine::poll_transmit) (a sealed record for a link, owned)
+//!   and [`poll_event`](Engine::poll_event) (what the application should know).
+//!   [`drain`] takes all three in the right order, repeatedly, until nothing is left.
+//! - Handling an event may issue commands (a reply to a whisper, say): they are inputs too, so
+//!   drain again after them.
+//! - **Time** never fails an input: a `now` earlier than the latest one seen is taken as the
+//!   latest one (a wall clock stepped back by NTP does no harm).
+//!
+//! The contract with the adapter:
+//!
+//! - **Links are reliable, ordered and keep message boundaries** (a WebSocket, a reliable
+//!   ordered WebRTC data channel). Each record from `poll_transmit` is written as one message,
+//!   in the order given; each message received is handed to `handle_data` whole. Sessions use
+//!   implicit counter nonces, so a lost, reordered or merged record fails the link.
+//! - **Order of calls for a link.** The engine allocates every [`LinkId`]: it asks for outbound
+//!   links with [`Action::Connect`], to be answered by `handle_link_up` or `handle_link_down`;
+//!   an inbound transport is announced with `handle_incoming`, which returns its id. Records
+//!   then flow both ways. [`Action::Close`] means the engine has *already forgotten* the link:
+//!   close the transport, and drop anything still arriving on it (a late `handle_data` returns
+//!   `Err(UnknownLink)`, nothing worse). `handle_link_down` is for transports that end on their
+//!   own; a link is closed exactly once either way.
+//! - **Backpressure.** Records wait in the engine, in each link's queue, capped by
+//!   `Config::max_queue_bytes`; under pressure new frames are shed by class (cover traffic,
+//!   announcements, forwards, own messages; control last) and every drop is counted in
+//!   [`Stats`]. An adapter never needs a buffer of its own: when a link's writer is full, call
+//!   [`handle_blocked`](Engine::handle_blocked) and `poll_transmit` passes that link over until
+//!   [`handle_writable`](Engine::handle_writable); or pull per link with
+//!   [`poll_transmit_on`](Engine::poll_transmit_on). One slow link holds back only itself.
+//! - **Errors.** Hostile bytes never panic and never return `Err`: they close the link and raise
+//!   events. `Err` is for API misuse (an unknown link, an oversized payload, a full table).
 //!
 //! ```
-//! use whispurr_core::{Identity, Timestamp, crypto::RustCrypto, engine::{Config, Engine}};
+//! use whispurr_core::{Identity, Timestamp, crypto::RustCrypto, engine::{Action, Config, Engine}};
 //! # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
 //! let now = Timestamp::from_secs(1_764_000_000);
 //! let mut rng = ChaCha20Rng::seed_from_u64(1);
 //! let identity = Identity::generate(&mut rng, now);
 //! let mut engine = Engine::new(identity, Config::default(), RustCrypto, rng, now);
 //! engine.add_relay(now, "ws://127.0.0.1:9000/whispurr").unwrap();
-//! let mut buf = vec![0u8; 70_000];
 //! loop {
-//!     while let Some(action) = engine.poll_action() {
-//!         // Action::Connect { link, addr } → open a socket, later call
-//!         // engine.handle_link_up(now, link) or engine.handle_link_down(now, link).
-//!         let _ = action;
+//!     // Drain: until every output is empty.
+//!     loop {
+//!         let mut busy = false;
+//!         while let Some(action) = engine.poll_action() {
+//!             busy = true;
+//!             // Action::Connect { link, addr } → open a socket, then call
+//!             // engine.handle_link_up(now, link) or engine.handle_link_down(now, link).
+//!             // Action::Close { link } → close it; the engine has forgotten the link.
+//!             if let Action::Connect { link, .. } = action {
+//!                 engine.handle_link_up(now, link).unwrap();
+//!             }
+//!         }
+//!         while let Some(t) = engine.poll_transmit(now) {
+//!             busy = true;
+//!             // Write t.record (owned) as one message on link t.link.
+//!             let _ = t;
+//!         }
+//!         while let Some(event) = engine.poll_event() {
+//!             busy = true;
+//!             // Commands issued here are inputs too: the outer loop drains again.
+//!             println!("{event:?}");
+//!         }
+//!         if !busy {
+//!             break;
+//!         }
 //!     }
-//!     while let Some(t) = engine.poll_transmit(now, &mut buf) {
-//!         // write buf[..t.len] as one message on link t.link
-//!         let _ = t;
-//!     }
-//!     while let Some(event) = engine.poll_event() {
-//!         println!("{event:?}");
-//!     }
-//!     // Wait for a socket message (→ engine.handle_data(now, link, &mut bytes)) or until
-//!     // engine.poll_timeout(), then engine.handle_timeout(now).
+//!     // Sleep until a socket message (→ engine.handle_data(now, link, bytes)) or until
+//!     // engine.poll_timeout(), then engine.handle_timeout(now); and drain again.
 //!     break;
 //! }
 //! ```
+//!
+//! # The frame budget
+//!
+//! Every payload limit comes from one place ([`Engine::max_payload`]), derived from
+//! `Config::limits`: a payload the engine accepts fits every path the message can take — a
+//! direct link, a tunnel through a relay, sealed through a relay — with padding on or off, and no
+//! record ever exceeds Noise's 65,535-byte message limit. A record is never refused after it was
+//! sealed.
 //!
 //! # Paths
 //!
@@ -47,8 +100,10 @@
 //! engine asks the adapter for a direct WebRTC link (signals travel end-to-end encrypted through
 //! the tunnel) and moves traffic to it when it comes up, back to the relay when it fails.
 
+mod budget;
 mod config;
 mod dispatch;
+mod drive;
 mod event;
 mod extension;
 mod gossip;
@@ -69,7 +124,9 @@ use alloc::{
     vec::Vec,
 };
 
+pub use budget::PayloadKind;
 pub use config::{BroadcastAuth, Config, MembershipConfig, Obfuscation};
+pub use drive::{Output, drain};
 pub use event::{
     Action, Addr, DownReason, EngineError, Event, LinkId, PathKind, SendError, Transmit,
     WhisperFailure,
@@ -127,6 +184,7 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) shut_down: bool,
     pub(crate) view: Option<membership::View>,
     pub(crate) tree: Option<tree::TreeState>,
+    pub(crate) budget: budget::Budget,
 }
 
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
@@ -160,6 +218,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             shut_down: false,
             view: config.membership.map(|m| membership::View::new(m, now)),
             tree: config.broadcast_tree.map(tree::TreeState::new),
+            budget: budget::Budget::new(&config.limits),
             config,
         }
     }
@@ -167,6 +226,14 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// This node's ID.
     pub fn node_id(&self) -> &NodeId {
         self.identity.node_id()
+    }
+
+    /// The largest application payload of `kind` this engine accepts: one that fits every path
+    /// the message may take (a direct link, a relay tunnel, sealed through a relay) with
+    /// obfuscation on or off. Derived from `Config::limits` (see the frame budget in the
+    /// crate docs); larger payloads are refused with [`SendError::TooLarge`].
+    pub fn max_payload(&self, kind: PayloadKind) -> usize {
+        self.budget.max_payload(kind)
     }
 
     /// The configuration.
@@ -381,14 +448,20 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         Ok(())
     }
 
-    /// One message received on a transport link. Decrypted in place. Hostile bytes close the
-    /// link and are counted; they never return `Err`.
+    /// One message received on a transport link, exactly as the peer's adapter wrote it (links
+    /// keep message boundaries). Decrypted in place, so it comes in owned or mutably borrowed:
+    /// a `Vec<u8>` from a WebSocket or data-channel message, a `&mut [u8]` of a read buffer —
+    /// no copy either way. Hostile bytes close the link (an [`Action::Close`] and events
+    /// follow) and are counted; they never return `Err`. `Err(UnknownLink)` for a link the
+    /// engine never issued or has already closed: after `Action::Close`, late data for it is
+    /// dropped by the adapter, or refused here.
     pub fn handle_data(
         &mut self,
         now: Timestamp,
         link: LinkId,
-        data: &mut [u8],
+        mut data: impl AsMut<[u8]>,
     ) -> Result<(), EngineError> {
+        let data = data.as_mut();
         let now = self.advance(now);
         let entry = self
             .links

@@ -19,6 +19,9 @@ pub enum DropCause {
     NotResonant,
     /// No path to the destination.
     NoRoute,
+    /// A frame too large for the link it had to take (a forwarded frame from a peer with larger
+    /// limits; own payloads are checked against the frame budget before they are accepted).
+    TooLarge,
 }
 
 /// Engine statistics.
@@ -62,6 +65,8 @@ pub struct Stats {
     pub dropped_not_resonant: u64,
     /// Dropped: no route.
     pub dropped_no_route: u64,
+    /// Frames too large for the link they had to take.
+    pub dropped_too_large: u64,
     /// Links closed because of hostile or broken input.
     pub links_failed: u64,
     /// Signatures verified.
@@ -106,6 +111,7 @@ impl Stats {
             DropCause::Unhandled => &mut self.dropped_unhandled,
             DropCause::NotResonant => &mut self.dropped_not_resonant,
             DropCause::NoRoute => &mut self.dropped_no_route,
+            DropCause::TooLarge => &mut self.dropped_too_large,
         };
         *c += 1;
     }

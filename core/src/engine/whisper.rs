@@ -28,9 +28,6 @@ pub(crate) struct PendingWhisper {
     pub routed: bool,
 }
 
-/// Bytes a sealed whisper adds around its frame: id, Noise X overhead, RELAY framing.
-const SEALED_ROOM: usize = 16 + seal::SEAL_OVERHEAD + 64;
-
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// Sends a whisper to `to`. Returns its id; [`Event::WhisperDelivered`] or
     /// [`Event::WhisperFailed`] follows.
@@ -42,12 +39,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         payload: &[u8],
     ) -> Result<MessageId, SendError> {
         let now = self.advance(now);
-        let room = self
-            .config
-            .limits
-            .max_frame_size
-            .saturating_sub(SEALED_ROOM + 128);
-        if payload.len() > room {
+        if payload.len() > self.max_payload(super::PayloadKind::Whisper) {
             return Err(SendError::TooLarge(payload.len()));
         }
         if self.pending.len() >= self.config.max_pending_whispers {

@@ -17,7 +17,7 @@ pub struct RelayConfig {
     /// Default 1024.
     pub max_clients: usize,
     /// Largest record accepted from a client, AEAD tag included; a larger one closes the
-    /// client. Default 65,552 (a 64 KiB frame plus the tag).
+    /// client. Default 65,535: Noise's largest message (the default frame limit plus the tag).
     pub max_record: usize,
     /// Byte cap of each client's send queue; frames that do not fit are dropped. Default 1 MiB.
     pub max_queue_bytes: usize,

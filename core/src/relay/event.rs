@@ -5,7 +5,7 @@ use core::fmt;
 
 use crate::{NodeId, crypto::CryptoError, wire::WireError};
 
-/// A connection handle, issued by [`Relay::handle_connect`](super::Relay::handle_connect).
+/// A connection handle, issued by [`Relay::handle_incoming`](super::Relay::handle_incoming).
 /// Handles are never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClientId(pub u64);
@@ -16,14 +16,14 @@ impl fmt::Display for ClientId {
     }
 }
 
-/// One record to send: the first `len` bytes of the buffer given to
-/// [`Relay::poll_transmit`](super::Relay::poll_transmit), for `client`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One record to send, from [`Relay::poll_transmit`](super::Relay::poll_transmit): written
+/// as one message on `client`'s transport.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
     /// The connection to send on.
     pub client: ClientId,
-    /// The record's length.
-    pub len: usize,
+    /// The sealed record, owned.
+    pub record: alloc::vec::Vec<u8>,
 }
 
 /// Why the relay closed a client.
@@ -31,7 +31,7 @@ pub struct Transmit {
 pub enum CloseReason {
     /// The client said GOODBYE.
     Goodbye,
-    /// The adapter reported the transport closed ([`Relay::handle_disconnect`](super::Relay::handle_disconnect)).
+    /// The adapter reported the transport closed ([`Relay::handle_link_down`](super::Relay::handle_link_down)).
     Disconnected,
     /// The same node connected again; the newer connection wins.
     Replaced,

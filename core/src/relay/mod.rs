@@ -47,9 +47,9 @@
 //! # Driving it
 //!
 //! The adapter owns the sockets and the clock. On a new connection it calls
-//! [`handle_connect`](Relay::handle_connect) (closing the socket on `Err(Full)`); for each
+//! [`handle_incoming`](Relay::handle_incoming) (closing the socket on `Err(Full)`); for each
 //! received record (one WebSocket binary message) [`handle_data`](Relay::handle_data); when a
-//! socket ends [`handle_disconnect`](Relay::handle_disconnect). After every input it drains
+//! socket ends [`handle_link_down`](Relay::handle_link_down). After every input it drains
 //! [`poll_transmit`](Relay::poll_transmit) (send each record on its client's socket) and
 //! [`poll_event`](Relay::poll_event) (close the socket on `Closed`), then sleeps until
 //! [`poll_timeout`](Relay::poll_timeout) or the next input, calling
@@ -74,21 +74,20 @@
 //!     -> Vec<(usize, Vec<u8>)>
 //! {
 //!     let mut got = Vec::new();
-//!     let mut buf = vec![0u8; RelayConfig::default().max_record];
 //!     loop {
 //!         let mut busy = false;
-//!         // Records arriving from the clients' sockets.
+//!         // Records arriving from the clients' sockets, handed in owned.
 //!         for (id, conn) in clients.iter_mut() {
-//!             while let Some(mut record) = conn.pop_record() {
-//!                 relay.handle_data(now, *id, &mut record).expect("known client");
+//!             while let Some(record) = conn.pop_record() {
+//!                 relay.handle_data(now, *id, record).expect("known client");
 //!                 busy = true;
 //!             }
 //!         }
-//!         // Records to write to the clients' sockets.
-//!         while let Some(t) = relay.poll_transmit(&mut buf) {
+//!         // Records to write to the clients' sockets, handed out owned.
+//!         while let Some(mut t) = relay.poll_transmit(now) {
 //!             let i = clients.iter().position(|(id, _)| *id == t.client).unwrap();
-//!             if let Ok(Received::Frame(n)) = clients[i].1.handle_data(now, &mut buf[..t.len]) {
-//!                 got.push((i, buf[..n].to_vec()));
+//!             if let Ok(Received::Frame(n)) = clients[i].1.handle_data(now, &mut t.record) {
+//!                 got.push((i, t.record[..n].to_vec()));
 //!             }
 //!             busy = true;
 //!         }
@@ -120,7 +119,7 @@
 //!     let conn = Conn::initiator(
 //!         RustCrypto, me, relay_key, config.link, 1 << 20, config.max_record, now, &mut rng,
 //!     );
-//!     clients.push((relay.handle_connect(now)?, conn));
+//!     clients.push((relay.handle_incoming(now)?, conn));
 //! }
 //! pump(&mut relay, &mut clients, now); // handshakes: both clients are now registered
 //! assert_eq!(relay.stats().registered, 2);
@@ -297,7 +296,7 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
 
     /// The adapter accepted a connection. `Err(Full)` when [`RelayConfig::max_clients`] are
     /// held; the adapter then closes the transport.
-    pub fn handle_connect(&mut self, now: Timestamp) -> Result<ClientId, RelayError> {
+    pub fn handle_incoming(&mut self, now: Timestamp) -> Result<ClientId, RelayError> {
         let now = self.clock(now);
         if self.clients.len() + self.unpolled_closes >= self.config.max_clients {
             self.stats.rejected_full += 1;
@@ -338,8 +337,9 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
         &mut self,
         now: Timestamp,
         client: ClientId,
-        data: &mut [u8],
+        mut data: impl AsMut<[u8]>,
     ) -> Result<(), RelayError> {
+        let data = data.as_mut();
         let now = self.clock(now);
         let Some(c) = self.clients.get_mut(&client) else {
             return if client.0 < self.next_id {
@@ -378,7 +378,7 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
     /// The adapter's transport for `client` ended. The relay forgets the client and raises
     /// [`RelayEvent::Closed`] with [`CloseReason::Disconnected`]; unknown or already closed
     /// handles are ignored.
-    pub fn handle_disconnect(&mut self, now: Timestamp, client: ClientId) {
+    pub fn handle_link_down(&mut self, now: Timestamp, client: ClientId) {
         self.clock(now);
         self.close(client, CloseReason::Disconnected);
     }
@@ -415,11 +415,12 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
         self.deadlines.first().map(|(t, _)| *t)
     }
 
-    /// The next record to send, copied into `buf`, serving clients with queued records in
-    /// turn. `buf` must hold [`RelayConfig::max_record`] bytes; a record that does not fit
-    /// stays queued and its client is skipped.
-    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
-        for _ in 0..self.ready.len() {
+    /// The next record to send, moved out of its client's queue (no copy), serving clients with
+    /// queued records in turn; write it as one message on `Transmit::client`'s transport. Call
+    /// after every input until it returns `None` (the same rule as the engine's).
+    pub fn poll_transmit(&mut self, now: Timestamp) -> Option<Transmit> {
+        self.clock(now);
+        while !self.ready.is_empty() {
             let after = self.cursor.map_or(Bound::Unbounded, Bound::Excluded);
             let id = self
                 .ready
@@ -432,19 +433,15 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
                 self.ready.remove(&id);
                 continue;
             };
-            match c.conn.poll_transmit(buf) {
-                Some(Ok(len)) => {
-                    if c.conn.queued_bytes() == 0 {
-                        self.ready.remove(&id);
-                    }
-                    self.stats.bytes_sent += len as u64;
-                    return Some(Transmit { client: id, len });
-                }
-                Some(Err(_needed)) => continue,
-                None => {
-                    self.ready.remove(&id);
-                }
+            let Some(record) = c.conn.pop_record() else {
+                self.ready.remove(&id);
+                continue;
+            };
+            if c.conn.queued_bytes() == 0 {
+                self.ready.remove(&id);
             }
+            self.stats.bytes_sent += record.len() as u64;
+            return Some(Transmit { client: id, record });
         }
         None
     }

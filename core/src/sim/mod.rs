@@ -38,7 +38,7 @@ use rand_chacha::{
 
 use crate::{
     Identity, Timestamp,
-    engine::{Action, Addr, Config, Engine, Event, LinkId},
+    engine::{Action, Addr, Config, Engine, Event, LinkId, Output, drain},
     wire::MessageId,
 };
 
@@ -119,7 +119,8 @@ pub struct Sim {
     pub events: Vec<Vec<Event>>,
     /// Keep every node's events in [`Sim::events`] (off by default: large runs).
     pub keep_events: bool,
-    buf: Vec<u8>,
+    /// Outputs of the engine being drained (reused between drains).
+    outputs: Vec<Output>,
 }
 
 impl Sim {
@@ -149,7 +150,7 @@ impl Sim {
             rng,
             tracker: metrics::Tracker::default(),
             keep_events: false,
-            buf: vec![0u8; 70_000],
+            outputs: Vec::new(),
             config,
         }
     }
@@ -220,59 +221,32 @@ impl Sim {
             return;
         }
         let now = self.now;
-        while let Some(action) = self.engines[i].poll_action() {
-            match action {
-                Action::Connect {
+        let mut outputs = core::mem::take(&mut self.outputs);
+        let next = drain(&mut self.engines[i], now, |o| outputs.push(o));
+        for output in outputs.drain(..) {
+            match output {
+                Output::Action(Action::Connect {
                     link,
                     addr: Addr::Peer(addr),
-                } => self.connect(i, link, &addr),
-                Action::Connect { link, .. } => {
+                }) => self.connect(i, link, &addr),
+                Output::Action(Action::Connect { link, .. }) => {
                     let at = now.saturating_add(Duration::from_millis(1));
                     self.schedule(at, Input::Down { node: i, link });
                 }
-                Action::Close { link } => {
-                    self.cut((i, link));
+                Output::Action(Action::Close { link }) => self.cut((i, link)),
+                Output::Action(Action::Signal { .. }) => {}
+                Output::Transmit(t) => self.transmit(i, t.link, t.record),
+                Output::Event(e) => {
+                    if let Event::Broadcast { id, hops, .. } = &e {
+                        self.tracker.delivered(*id, i, now, *hops);
+                    }
+                    if self.keep_events {
+                        self.events[i].push(e);
+                    }
                 }
-                Action::Signal { .. } => {}
             }
         }
-        while let Some(t) = self.engines[i].poll_transmit(now, &mut self.buf) {
-            let Some(pipe) = self.pipes.get(&(i, t.link)).copied() else {
-                continue;
-            };
-            let (j, jl) = pipe.to;
-            if !self.alive[j] || self.group[i] != self.group[j] {
-                continue; // lost; the session dies with it
-            }
-            let mut delay = pipe.latency;
-            if self.config.loss > 0.0
-                && (self.rng.next_u64() as f64 / u64::MAX as f64) < self.config.loss
-            {
-                delay += self.config.rto;
-            }
-            let at = now.saturating_add(delay).max(pipe.busy_until);
-            if let Some(p) = self.pipes.get_mut(&(i, t.link)) {
-                p.busy_until = at;
-            }
-            let data = self.buf[..t.len].to_vec();
-            self.schedule(
-                at,
-                Input::Deliver {
-                    to: j,
-                    link: jl,
-                    data,
-                },
-            );
-        }
-        while let Some(e) = self.engines[i].poll_event() {
-            if let Event::Broadcast { id, hops, .. } = &e {
-                self.tracker.delivered(*id, i, now, *hops);
-            }
-            if self.keep_events {
-                self.events[i].push(e);
-            }
-        }
-        let next = self.engines[i].poll_timeout();
+        self.outputs = outputs;
         if next != self.timer_of[i] {
             if let Some(old) = self.timer_of[i] {
                 self.timers.remove(&(old, i));
@@ -282,6 +256,37 @@ impl Sim {
             }
             self.timer_of[i] = next.map(|t| t.max(now));
         }
+    }
+
+    /// Puts a record of node `i` on the wire: it arrives after the link's latency (plus a
+    /// retransmission delay when lost), never before the records sent before it.
+    fn transmit(&mut self, i: usize, link: LinkId, record: Vec<u8>) {
+        let now = self.now;
+        let Some(pipe) = self.pipes.get(&(i, link)).copied() else {
+            return;
+        };
+        let (j, jl) = pipe.to;
+        if !self.alive[j] || self.group[i] != self.group[j] {
+            return; // lost; the session dies with it
+        }
+        let mut delay = pipe.latency;
+        if self.config.loss > 0.0
+            && (self.rng.next_u64() as f64 / u64::MAX as f64) < self.config.loss
+        {
+            delay += self.config.rto;
+        }
+        let at = now.saturating_add(delay).max(pipe.busy_until);
+        if let Some(p) = self.pipes.get_mut(&(i, link)) {
+            p.busy_until = at;
+        }
+        self.schedule(
+            at,
+            Input::Deliver {
+                to: j,
+                link: jl,
+                data: record,
+            },
+        );
     }
 
     /// Removes both directions of the link `key` belongs to; the far end sees it go down after

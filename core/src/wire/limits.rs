@@ -7,7 +7,8 @@ use core::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest frame accepted, header and padding included. Checked before any decoding.
-    /// Default 65,536 (a WebRTC data-channel message).
+    /// Default 65,519: a frame sealed with its 16-byte tag is one Noise transport message, and
+    /// Noise caps those at 65,535 bytes (which also fits a WebRTC data-channel message).
     pub max_frame_size: usize,
     /// How far a timestamp may lie in the future of `now`. Default 30 s.
     pub max_clock_skew: Duration,
@@ -27,7 +28,7 @@ pub struct Limits {
 impl Limits {
     /// The defaults documented on each field.
     pub const DEFAULT: Limits = Limits {
-        max_frame_size: 64 * 1024,
+        max_frame_size: 65_535 - 16,
         max_clock_skew: Duration::from_secs(30),
         max_ttl: Duration::from_secs(600),
         max_hop_limit: 64,

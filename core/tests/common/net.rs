@@ -9,7 +9,7 @@ use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
 use whispurr_core::{
     Identity, NodeKey, Timestamp,
     crypto::RustCrypto,
-    engine::{Action, Addr, Config, Engine, Event, LinkId},
+    engine::{Action, Addr, Config, Engine, Event, LinkId, Output, drain},
     relay::{ClientId, Relay, RelayConfig, RelayEvent},
 };
 
@@ -35,7 +35,6 @@ pub struct Net {
     pub relay_up: bool,
     /// Signals seen by adapters (count).
     pub signals: usize,
-    buf: Vec<u8>,
 }
 
 impl Net {
@@ -75,7 +74,6 @@ impl Net {
             dead: BTreeSet::new(),
             relay_up: true,
             signals: 0,
-            buf: vec![0u8; 70_000],
         }
     }
 
@@ -105,36 +103,24 @@ impl Net {
     pub fn step(&mut self) -> bool {
         let mut moved = false;
         let now = self.now;
+        let mut outputs = Vec::new();
         for i in 0..self.nodes.len() {
-            while let Some(action) = self.nodes[i].poll_action() {
+            drain(&mut self.nodes[i], now, |o| outputs.push(o));
+            for output in outputs.drain(..) {
                 moved = true;
-                self.act(i, action);
-            }
-            while let Some(t) = self.nodes[i].poll_transmit(now, &mut self.buf) {
-                moved = true;
-                let mut data = self.buf[..t.len].to_vec();
-                if self.dead.contains(&i) {
-                    continue;
+                match output {
+                    Output::Action(action) => self.act(i, action),
+                    Output::Transmit(t) => self.deliver(i, t.link, t.record),
+                    Output::Event(e) => self.events[i].push(e),
                 }
-                if let Some(client) = self.to_relay.get(&(i, t.link)).copied() {
-                    let _ = self.relay.handle_data(now, client, &mut data);
-                } else if let Some((j, l)) = self.pipes.get(&(i, t.link)).copied()
-                    && !self.dead.contains(&j)
-                {
-                    let _ = self.nodes[j].handle_data(now, l, &mut data);
-                }
-            }
-            while let Some(e) = self.nodes[i].poll_event() {
-                self.events[i].push(e);
             }
         }
-        while let Some(t) = self.relay.poll_transmit(&mut self.buf) {
+        while let Some(t) = self.relay.poll_transmit(now) {
             moved = true;
-            let mut data = self.buf[..t.len].to_vec();
             if let Some((i, link)) = self.from_relay.get(&t.client).copied()
                 && !self.dead.contains(&i)
             {
-                let _ = self.nodes[i].handle_data(now, link, &mut data);
+                let _ = self.nodes[i].handle_data(now, link, t.record);
             }
         }
         while let Some(e) = self.relay.poll_event() {
@@ -149,6 +135,21 @@ impl Net {
         moved
     }
 
+    /// A record node `i` wrote on `link` reaches the other end, unless either end is dead.
+    fn deliver(&mut self, i: usize, link: LinkId, record: Vec<u8>) {
+        let now = self.now;
+        if self.dead.contains(&i) {
+            return;
+        }
+        if let Some(client) = self.to_relay.get(&(i, link)).copied() {
+            let _ = self.relay.handle_data(now, client, record);
+        } else if let Some((j, l)) = self.pipes.get(&(i, link)).copied()
+            && !self.dead.contains(&j)
+        {
+            let _ = self.nodes[j].handle_data(now, l, record);
+        }
+    }
+
     fn act(&mut self, i: usize, action: Action) {
         let now = self.now;
         match action {
@@ -160,7 +161,7 @@ impl Net {
                     let _ = self.nodes[i].handle_link_down(now, link);
                     return;
                 }
-                let client = self.relay.handle_connect(now).unwrap();
+                let client = self.relay.handle_incoming(now).unwrap();
                 self.to_relay.insert((i, link), client);
                 self.from_relay.insert(client, (i, link));
                 self.nodes[i].handle_link_up(now, link).unwrap();
@@ -200,7 +201,7 @@ impl Net {
             Action::Close { link } => {
                 if let Some(client) = self.to_relay.remove(&(i, link)) {
                     self.from_relay.remove(&client);
-                    self.relay.handle_disconnect(now, client);
+                    self.relay.handle_link_down(now, client);
                 }
                 if let Some((j, l)) = self.pipes.remove(&(i, link)) {
                     self.pipes.remove(&(j, l));
@@ -252,7 +253,7 @@ impl Net {
         let links: Vec<_> = std::mem::take(&mut self.to_relay).into_iter().collect();
         self.from_relay.clear();
         for ((i, l), client) in links {
-            self.relay.handle_disconnect(self.now, client);
+            self.relay.handle_link_down(self.now, client);
             let _ = self.nodes[i].handle_link_down(self.now, l);
         }
         self.settle();

@@ -3,7 +3,10 @@
 
 use core::fmt;
 
-use super::super::{CryptoError, CryptoProvider, TAG_LEN, provider::split_tag};
+use super::{
+    super::{CryptoError, CryptoProvider, TAG_LEN, provider::split_tag},
+    MAX_MESSAGE_LEN,
+};
 
 /// Noise CipherState over a provider's AES-256-GCM.
 #[derive(Clone)]
@@ -72,6 +75,9 @@ impl<P: CryptoProvider> CipherState<P> {
         buf: &mut [u8],
         len: usize,
     ) -> Result<usize, CryptoError> {
+        if len + TAG_LEN > MAX_MESSAGE_LEN {
+            return Err(CryptoError::MessageTooLarge(len + TAG_LEN));
+        }
         let Some(key) = &self.key else {
             return if len <= buf.len() {
                 Ok(len)
@@ -95,6 +101,9 @@ impl<P: CryptoProvider> CipherState<P> {
     /// `DecryptWithAd`: authenticates and decrypts `buf` (ciphertext and tag) in place, returning
     /// the plaintext length. On failure the nonce does not advance.
     pub fn decrypt_with_ad(&mut self, ad: &[u8], buf: &mut [u8]) -> Result<usize, CryptoError> {
+        if buf.len() > MAX_MESSAGE_LEN {
+            return Err(CryptoError::MessageTooLarge(buf.len()));
+        }
         let Some(key) = &self.key else {
             return Ok(buf.len());
         };

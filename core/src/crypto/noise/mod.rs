@@ -25,7 +25,9 @@ use crate::NodeKey;
 pub const DHLEN: usize = 32;
 /// Length of a SHA-256 hash.
 pub const HASHLEN: usize = 32;
-/// Largest Noise message (the spec's limit).
+/// Largest Noise message, handshake or transport (Noise §3). A conformant peer refuses anything
+/// larger, so nothing larger is ever sealed or opened: transport messages are checked in
+/// [`CipherState`], handshake messages in [`HandshakeState`].
 pub const MAX_MESSAGE_LEN: usize = 65_535;
 
 /// A Diffie-Hellman function for Noise.
