@@ -582,3 +582,26 @@ fn secrets_stay_out_of_debug_output() {
         assert!(!text.to_lowercase().contains("key: ["), "{text}");
     }
 }
+
+#[test]
+fn records_over_the_noise_message_limit_are_neither_sealed_nor_opened() {
+    let (mut a, mut b) = sessions();
+    // The largest transport message Noise allows: 65,535 bytes, tag included.
+    let largest = sealed(&mut a, &vec![7u8; 65_535 - 16]);
+    assert_eq!(largest.len(), 65_535);
+    assert_eq!(b.open(&mut largest.clone()).unwrap(), 65_535 - 16);
+    // One byte more is refused before sealing, and the nonce is not spent.
+    let mut buf = vec![0u8; 65_536];
+    assert_eq!(
+        a.seal(&mut buf, 65_536 - 16),
+        Err(CryptoError::MessageTooLarge(65_536))
+    );
+    let next = sealed(&mut a, b"next");
+    // A peer that sends more is refused before any decryption, and the session goes on.
+    let mut oversized = vec![0u8; 65_552];
+    assert_eq!(
+        b.open(&mut oversized),
+        Err(CryptoError::MessageTooLarge(65_552))
+    );
+    assert_eq!(b.open(&mut next.clone()).unwrap(), 4);
+}

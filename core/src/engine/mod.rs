@@ -305,12 +305,17 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.events.push_back(event);
     }
 
-    /// The next thing the adapter must do.
+    /// The next thing the adapter must do: open a transport ([`Action::Connect`]), close one
+    /// ([`Action::Close`]: the engine has already forgotten the link) or hand a WebRTC signal to
+    /// a peer connection. Call after every input and command until it returns `None` (see
+    /// [`drain`]).
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
-    /// The next application event.
+    /// The next application event. Call after every input and command until it returns
+    /// `None`; events are capped by `Config::max_events` (beyond, the oldest are dropped and
+    /// counted). Commands issued while handling an event are inputs: drain again after them.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -349,6 +354,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         t
     }
 
+    /// Call when [`poll_timeout`](Self::poll_timeout)'s deadline has passed (calling early is
+    /// harmless), then drain the outputs.
+    ///
     /// Timers: heartbeats, dead links, handshake timeouts, whisper retries, reconnects,
     /// direct-path retries, cover traffic, extension ticks.
     pub fn handle_timeout(&mut self, now: Timestamp) {
@@ -381,7 +389,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.seen.expire(now);
     }
 
-    /// Connects to a relay server; reconnects with exponential backoff whenever it drops.
+    /// Connects to a relay server; reconnects with exponential backoff whenever it drops. An
+    /// [`Action::Connect`] with [`Addr::Relay`] follows; answer it with
+    /// [`handle_link_up`](Self::handle_link_up) or [`handle_link_down`](Self::handle_link_down).
     pub fn add_relay(&mut self, now: Timestamp, addr: &str) -> Result<LinkId, EngineError> {
         let now = self.advance(now);
         self.connect_relay(now, String::from(addr))
@@ -396,7 +406,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         Ok(link)
     }
 
-    /// Opens a direct WebSocket link to a peer listening at `addr`.
+    /// Opens a direct WebSocket link to a peer listening at `addr`. An [`Action::Connect`] with
+    /// [`Addr::Peer`] follows, to be answered like any other.
     pub fn connect_peer(&mut self, now: Timestamp, addr: &str) -> Result<LinkId, EngineError> {
         let now = self.advance(now);
         let addr = Addr::Peer(String::from(addr));
@@ -405,14 +416,18 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         Ok(link)
     }
 
-    /// The adapter accepted an inbound transport connection; returns its link id.
+    /// The adapter accepted an inbound transport connection; returns the link id to use for its
+    /// data. The peer speaks first (it runs the handshake as initiator). `Err(TooManyLinks)`
+    /// when `max_links` are open: close the transport.
     pub fn handle_incoming(&mut self, now: Timestamp) -> Result<LinkId, EngineError> {
         let now = self.advance(now);
         let conn = self.new_responder(now);
         self.alloc_link(now, links::LinkKind::Inbound, Some(conn))
     }
 
-    /// A transport link the engine asked for is up.
+    /// A transport link the engine asked for with [`Action::Connect`] is up: the handshake
+    /// starts (its first record is ready for [`poll_transmit`](Self::poll_transmit)). Data
+    /// arriving before this call counts as the link being up.
     pub fn handle_link_up(&mut self, now: Timestamp, link: LinkId) -> Result<(), EngineError> {
         let now = self.advance(now);
         let entry = self
@@ -438,7 +453,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         Ok(())
     }
 
-    /// A transport link failed or closed.
+    /// A transport link failed or closed on its own (not after [`Action::Close`], which the
+    /// engine already knows about). Paths, peers and tunnels over it go down and are reported;
+    /// relay links reconnect with backoff. `Err(UnknownLink)` if the engine has already
+    /// forgotten it.
     pub fn handle_link_down(&mut self, now: Timestamp, link: LinkId) -> Result<(), EngineError> {
         let now = self.advance(now);
         if !self.links.contains_key(&link) {
