@@ -32,8 +32,8 @@
 //!   an inbound transport is announced with `handle_incoming`, which returns its id. Records
 //!   then flow both ways. [`Action::Close`] means the engine has *already forgotten* the link:
 //!   close the transport, and drop anything still arriving on it (a late `handle_data` returns
-//!   `Err(UnknownLink)`, nothing worse). `handle_link_down` is for transports that end on their
-//!   own; a link is closed exactly once either way.
+//!   `Err(UnknownLink)`, nothing worse). `handle_link_down` reports a transport that ended on
+//!   its own. Every transport link ends with exactly one `Action::Close`, whoever ended it.
 //! - **Backpressure.** Records wait in the engine, in each link's queue, capped by
 //!   `Config::max_queue_bytes`; under pressure new frames are shed by class (cover traffic,
 //!   announcements, forwards, own messages; control last) and every drop is counted in

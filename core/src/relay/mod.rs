@@ -51,7 +51,9 @@
 //! received record (one WebSocket binary message) [`handle_data`](Relay::handle_data); when a
 //! socket ends [`handle_link_down`](Relay::handle_link_down). After every input it drains
 //! [`poll_transmit`](Relay::poll_transmit) (send each record on its client's socket) and
-//! [`poll_event`](Relay::poll_event) (close the socket on `Closed`), then sleeps until
+//! [`poll_event`](Relay::poll_event) (close the socket on `Closed`: it is the relay's
+//! counterpart of the engine's `Action::Close`, and every accepted connection ends with exactly
+//! one), then sleeps until
 //! [`poll_timeout`](Relay::poll_timeout) or the next input, calling
 //! [`handle_timeout`](Relay::handle_timeout) when the deadline passes.
 //!
