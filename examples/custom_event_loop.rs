@@ -16,7 +16,7 @@ use whispurr_core::{
     Identity, NodeKey, Timestamp,
     crypto::RustCrypto,
     engine::{Action, Addr, Config, Engine, Event, LinkId},
-    relay::{ClientId, Relay, RelayConfig, RelayEvent},
+    relay::{ClientId, Relay, RelayAction, RelayConfig},
 };
 use whispurr_examples::extensions::{FileDelivered, FileReceived, FileSync, FileSyncConfig};
 
@@ -151,10 +151,9 @@ impl World {
                         .expect("known link");
                 }
             }
-            while let Some(event) = self.relay.poll_event() {
-                if let RelayEvent::Closed { client, .. } = event
-                    && let Some((i, link)) = self.from_relay.remove(&client)
-                {
+            while self.relay.poll_event().is_some() {}
+            while let Some(RelayAction::Close { client, .. }) = self.relay.poll_action() {
+                if let Some((i, link)) = self.from_relay.remove(&client) {
                     moved = true;
                     self.to_relay.remove(&(i, link));
                     let _ = self.nodes[i].handle_link_down(now, link);

@@ -15,7 +15,8 @@ use whispurr_core::{
         noise::{HandshakePattern, HandshakeState, P256},
     },
     relay::{
-        ClientId, CloseReason, RateLimit, Relay, RelayConfig, RelayError, RelayEvent, error_code,
+        ClientId, CloseReason, RateLimit, Relay, RelayAction, RelayConfig, RelayError, RelayEvent,
+        error_code,
     },
     wire::{
         self, ErrorMsg, Flags, Frame, Goodbye, Hello, Join, Limits, Lookup, Message, MessageType,
@@ -67,6 +68,7 @@ struct Net {
     relay: Relay<RustCrypto, ChaCha20Rng>,
     peers: Vec<Peer>,
     events: Vec<RelayEvent>,
+    closes: Vec<RelayAction>,
     now: Timestamp,
     rng: ChaCha20Rng,
 }
@@ -78,6 +80,7 @@ impl Net {
             relay,
             peers: Vec::new(),
             events: Vec::new(),
+            closes: Vec::new(),
             now: T0,
             rng: rng(1002),
         }
@@ -165,13 +168,16 @@ impl Net {
 
     fn drain_events(&mut self) -> bool {
         let mut any = false;
-        while let Some(e) = self.relay.poll_event() {
+        while let Some(a) = self.relay.poll_action() {
             any = true;
-            if let RelayEvent::Closed { client, .. } = e
-                && let Some(p) = self.peers.iter_mut().find(|p| p.id == client)
-            {
+            let RelayAction::Close { client, .. } = a;
+            if let Some(p) = self.peers.iter_mut().find(|p| p.id == client) {
                 p.closed = true;
             }
+            self.closes.push(a);
+        }
+        while let Some(e) = self.relay.poll_event() {
+            any = true;
             self.events.push(e);
         }
         any
@@ -210,8 +216,8 @@ impl Net {
 
     fn close_reason(&self, i: usize) -> Option<CloseReason> {
         let id = self.peers[i].id;
-        self.events.iter().find_map(|e| match e {
-            RelayEvent::Closed { client, reason, .. } if *client == id => Some(*reason),
+        self.closes.iter().find_map(|e| match e {
+            RelayAction::Close { client, reason, .. } if *client == id => Some(*reason),
             _ => None,
         })
     }
@@ -391,7 +397,7 @@ fn goodbye_closes_the_client() {
         }),
     );
     let id = net.peers[a].id;
-    assert!(net.events.contains(&RelayEvent::Closed {
+    assert!(net.closes.contains(&RelayAction::Close {
         client: id,
         node: Some(*net.peers[a].me.node_id()),
         reason: CloseReason::Goodbye,
@@ -450,7 +456,7 @@ fn disconnect_forgets_the_client() {
     );
     // Disconnecting twice raises nothing more.
     net.relay.handle_link_down(net.now, id);
-    assert_eq!(net.relay.poll_event(), None);
+    assert_eq!(net.relay.poll_action(), None);
 }
 
 #[test]
@@ -675,7 +681,7 @@ fn a_client_cannot_register_an_id_it_cannot_prove() {
     };
     let id = lying_initiator(&mut net, &mallory, claim);
     net.drain_events();
-    assert!(net.events.contains(&RelayEvent::Closed {
+    assert!(net.closes.contains(&RelayAction::Close {
         client: id,
         node: None,
         reason: CloseReason::HandshakeFailed(CryptoError::NodeIdMismatch),
@@ -702,8 +708,8 @@ fn an_incompatible_version_is_refused() {
     let id = lying_initiator(&mut net, &me, claim);
     net.drain_events();
     assert!(matches!(
-        net.events.as_slice(),
-        [RelayEvent::Closed { client, reason: CloseReason::HandshakeFailed(CryptoError::IncompatibleVersion(..)), .. }]
+        net.closes.as_slice(),
+        [RelayAction::Close { client, reason: CloseReason::HandshakeFailed(CryptoError::IncompatibleVersion(..)), .. }]
             if *client == id
     ));
 }
@@ -743,17 +749,17 @@ fn a_reconnect_replaces_the_old_connection() {
     net.pump();
     let new = net.peers[a2].id;
     let node = *net.peers[a].me.node_id();
-    let tail: Vec<_> = net.events.iter().rev().take(2).rev().copied().collect();
     assert_eq!(
-        tail,
-        vec![
-            RelayEvent::Closed {
-                client: old,
-                node: Some(node),
-                reason: CloseReason::Replaced
-            },
-            RelayEvent::Registered { client: new, node },
-        ]
+        net.closes.last(),
+        Some(&RelayAction::Close {
+            client: old,
+            node: Some(node),
+            reason: CloseReason::Replaced
+        })
+    );
+    assert_eq!(
+        net.events.last(),
+        Some(&RelayEvent::Registered { client: new, node })
     );
     assert!(net.peers[a].closed);
     // Traffic for the key goes to the new connection; the old membership went with the old one.
@@ -778,13 +784,13 @@ fn cap_max_clients() {
     net.join_net(2);
     assert_eq!(net.relay.handle_incoming(net.now), Err(RelayError::Full));
     assert_eq!(net.relay.stats().rejected_full, 1);
-    // A closed slot is held until its event is polled (bounding the event queue).
+    // A closed slot is held until its Close is polled (bounding the action queue).
     let id = net.peers[a].id;
     net.relay.handle_link_down(net.now, id);
     assert_eq!(net.relay.handle_incoming(net.now), Err(RelayError::Full));
     assert!(matches!(
-        net.relay.poll_event(),
-        Some(RelayEvent::Closed { .. })
+        net.relay.poll_action(),
+        Some(RelayAction::Close { .. })
     ));
     assert!(net.relay.handle_incoming(net.now).is_ok());
     assert_eq!(net.relay.handle_incoming(net.now), Err(RelayError::Full));
@@ -831,7 +837,7 @@ fn cap_max_record_closes_the_client() {
         .handle_data(net.now, id, &mut vec![0u8; max_record + 1])
         .unwrap();
     net.drain_events();
-    assert!(net.events.contains(&RelayEvent::Closed {
+    assert!(net.closes.contains(&RelayAction::Close {
         client: id,
         node: None,
         reason: CloseReason::Oversized(max_record + 1),
@@ -973,8 +979,8 @@ fn garbage_before_the_handshake_closes() {
         .handle_data(net.now, id, &mut [0xAB; 100])
         .unwrap();
     assert!(matches!(
-        net.relay.poll_event(),
-        Some(RelayEvent::Closed {
+        net.relay.poll_action(),
+        Some(RelayAction::Close {
             node: None,
             reason: CloseReason::HandshakeFailed(_),
             ..
@@ -1052,10 +1058,10 @@ fn a_frame_that_does_not_decode_closes() {
         let (id, mut session) = raw_session(&mut net, &me);
         let mut record = sealed(&mut session, &plain);
         net.relay.handle_data(net.now, id, &mut record).unwrap();
-        let reason = std::iter::from_fn(|| net.relay.poll_event())
+        let reason = std::iter::from_fn(|| net.relay.poll_action())
             .find_map(|e| match e {
-                RelayEvent::Closed { client, reason, .. } if client == id => Some(reason),
-                _ => None,
+                RelayAction::Close { client, reason, .. } if client == id => Some(reason),
+                RelayAction::Close { .. } => None,
             })
             .expect("closed");
         match reason {
@@ -1108,9 +1114,9 @@ fn random_bytes_at_any_stage_never_panic() {
             net.relay.handle_data(net.now, id, &mut bytes).unwrap();
             net.pump();
             closed = net
-                .events
+                .closes
                 .iter()
-                .any(|e| matches!(e, RelayEvent::Closed { client, .. } if *client == id));
+                .any(|e| matches!(e, RelayAction::Close { client, .. } if *client == id));
             if closed {
                 break;
             }
@@ -1137,11 +1143,11 @@ fn handshake_timeout() {
     let id = net.relay.handle_incoming(T0).unwrap();
     assert_eq!(net.relay.poll_timeout(), Some(after(10_000)));
     net.relay.handle_timeout(after(9_999));
-    assert_eq!(net.relay.poll_event(), None);
+    assert_eq!(net.relay.poll_action(), None);
     net.relay.handle_timeout(after(10_000));
     assert_eq!(
-        net.relay.poll_event(),
-        Some(RelayEvent::Closed {
+        net.relay.poll_action(),
+        Some(RelayAction::Close {
             client: id,
             node: None,
             reason: CloseReason::HandshakeTimeout
@@ -1197,4 +1203,23 @@ fn time_going_backwards_is_tolerated() {
     assert_eq!(net.take(a).len(), 1);
     // The idle deadline counts from the latest time seen, not the earlier one.
     assert_eq!(net.relay.poll_timeout(), Some(after(60_000)));
+}
+
+#[test]
+fn cap_events_held_for_an_adapter_that_does_not_poll_them() {
+    let mut net = Net::new(RelayConfig {
+        max_clients: 3,
+        ..RelayConfig::default()
+    });
+    // Register, close and register again, polling the closes but never the events.
+    for round in 0..4u64 {
+        let i = net.connect(identity(100 + round));
+        while net.upload() || !net.download().is_empty() {}
+        let id = net.peers[i].id;
+        net.relay.handle_link_down(net.now, id);
+        while net.relay.poll_action().is_some() {}
+    }
+    assert_eq!(net.relay.stats().registrations, 4);
+    assert_eq!(net.relay.stats().events_dropped, 1);
+    assert_eq!(std::iter::from_fn(|| net.relay.poll_event()).count(), 3);
 }

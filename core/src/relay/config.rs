@@ -13,7 +13,7 @@ use crate::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RelayConfig {
     /// Most connections held at once, handshaking or registered (closed connections whose
-    /// [`Closed`](super::RelayEvent::Closed) event has not been polled yet still count).
+    /// [`Close`](super::RelayAction::Close) action has not been polled yet still count).
     /// Default 1024.
     pub max_clients: usize,
     /// Largest record accepted from a client, AEAD tag included; a larger one closes the

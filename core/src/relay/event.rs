@@ -53,7 +53,24 @@ pub enum CloseReason {
     SendFailed,
 }
 
-/// Something the adapter should know about.
+/// Something the adapter must do: the relay's counterpart of the engine's
+/// [`Action`](crate::engine::Action).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayAction {
+    /// Close the client's transport: the relay has already forgotten the client (late data for
+    /// it is ignored). Every accepted connection ends with exactly one `Close`, whatever the
+    /// cause, [`CloseReason::Disconnected`] included.
+    Close {
+        /// The connection.
+        client: ClientId,
+        /// Its node ID, if it had registered.
+        node: Option<NodeId>,
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// Something the adapter may want to know (to log it, say); nothing to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RelayEvent {
     /// A client finished its handshake and proved it owns `node`.
@@ -62,16 +79,6 @@ pub enum RelayEvent {
         client: ClientId,
         /// Its proven node ID.
         node: NodeId,
-    },
-    /// The relay let go of a client: close its transport. Every accepted connection ends with
-    /// exactly one `Closed`, whatever the cause (including [`CloseReason::Disconnected`]).
-    Closed {
-        /// The connection.
-        client: ClientId,
-        /// Its node ID, if it had registered.
-        node: Option<NodeId>,
-        /// Why.
-        reason: CloseReason,
     },
 }
 

@@ -31,7 +31,7 @@
 //!
 //! **Bad input.** A record larger than [`RelayConfig::max_record`], a record that fails to
 //! decrypt, a failed handshake or a frame that fails to decode or validate closes that client
-//! and raises [`RelayEvent::Closed`] with the cause; nothing returns `Err` for hostile bytes.
+//! and raises [`RelayAction::Close`] with the cause; nothing returns `Err` for hostile bytes.
 //! Frames over a client's token-bucket rate limit are dropped and counted; a client that stays
 //! over it (more than [`RelayConfig::rate_limit_close_after`] refusals without its bucket ever
 //! filling up again) is closed with [`CloseReason::RateLimited`]. Idle registered clients are
@@ -40,8 +40,8 @@
 //!
 //! **Bounded.** Connections are capped by [`RelayConfig::max_clients`], send queues in bytes,
 //! namespaces per client, members per namespace and namespaces in total. A closed client's slot
-//! is held until its [`RelayEvent::Closed`] has been polled, which also bounds the event queue
-//! (at most two events per slot). Iteration is over ordered maps, so a run is reproducible from
+//! is held until its [`RelayAction::Close`] has been polled, which bounds the action queue; the
+//! event queue is capped at `max_clients`. Iteration is over ordered maps, so a run is reproducible from
 //! its inputs and the RNG seed.
 //!
 //! # Driving it
@@ -51,9 +51,9 @@
 //! received record (one WebSocket binary message) [`handle_data`](Relay::handle_data); when a
 //! socket ends [`handle_link_down`](Relay::handle_link_down). After every input it drains
 //! [`poll_transmit`](Relay::poll_transmit) (send each record on its client's socket) and
-//! [`poll_event`](Relay::poll_event) (close the socket on `Closed`: it is the relay's
-//! counterpart of the engine's `Action::Close`, and every accepted connection ends with exactly
-//! one), then sleeps until
+//! [`poll_action`](Relay::poll_action) (close the socket on [`RelayAction::Close`], as for the
+//! engine's `Action::Close`: every accepted connection ends with exactly one) and
+//! [`poll_event`](Relay::poll_event) (registrations, to log), then sleeps until
 //! [`poll_timeout`](Relay::poll_timeout) or the next input, calling
 //! [`handle_timeout`](Relay::handle_timeout) when the deadline passes.
 //!
@@ -65,7 +65,7 @@
 //!     Identity, Timestamp,
 //!     conn::{Conn, Received},
 //!     crypto::RustCrypto,
-//!     relay::{ClientId, Relay, RelayConfig, RelayEvent},
+//!     relay::{ClientId, Relay, RelayAction, RelayConfig, RelayEvent},
 //!     wire::{self, Frame, Limits, Message, RelayStage},
 //! };
 //!
@@ -93,11 +93,15 @@
 //!             }
 //!             busy = true;
 //!         }
-//!         // Events; a real adapter closes the socket on `Closed`.
+//!         // Actions: a real adapter closes the socket on `Close`.
+//!         while let Some(RelayAction::Close { client, .. }) = relay.poll_action() {
+//!             println!("close {client}");
+//!             busy = true;
+//!         }
+//!         // Events, to log.
 //!         while let Some(event) = relay.poll_event() {
-//!             if let RelayEvent::Registered { client, node } = event {
-//!                 println!("{client} is {node}");
-//!             }
+//!             let RelayEvent::Registered { client, node } = event;
+//!             println!("{client} is {node}");
 //!             busy = true;
 //!         }
 //!         if !busy {
@@ -168,7 +172,7 @@ use rand_core::CryptoRng;
 
 pub use self::{
     config::RelayConfig,
-    event::{ClientId, CloseReason, RelayError, RelayEvent, Transmit},
+    event::{ClientId, CloseReason, RelayAction, RelayError, RelayEvent, Transmit},
     rate::RateLimit,
     stats::RelayStats,
 };
@@ -226,9 +230,10 @@ pub struct Relay<P: CryptoProvider, R: CryptoRng> {
     /// Clients with records to send; served round-robin after `cursor`.
     ready: BTreeSet<ClientId>,
     cursor: Option<ClientId>,
+    /// `Close` actions not yet polled: their slots still count against `max_clients`.
+    actions: VecDeque<RelayAction>,
+    /// Capped at `max_clients`: beyond it the oldest are dropped (and counted).
     events: VecDeque<RelayEvent>,
-    /// `Closed` events not yet polled: their slots still count against `max_clients`.
-    unpolled_closes: usize,
     stats: RelayStats,
 }
 
@@ -258,8 +263,8 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
             deadlines: BTreeSet::new(),
             ready: BTreeSet::new(),
             cursor: None,
+            actions: VecDeque::new(),
             events: VecDeque::new(),
-            unpolled_closes: 0,
             stats: RelayStats::default(),
         }
     }
@@ -300,7 +305,7 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
     /// held; the adapter then closes the transport.
     pub fn handle_incoming(&mut self, now: Timestamp) -> Result<ClientId, RelayError> {
         let now = self.clock(now);
-        if self.clients.len() + self.unpolled_closes >= self.config.max_clients {
+        if self.clients.len() + self.actions.len() >= self.config.max_clients {
             self.stats.rejected_full += 1;
             return Err(RelayError::Full);
         }
@@ -333,7 +338,7 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
     }
 
     /// One record received from `client` (one transport message). `data` is decrypted in
-    /// place. Hostile bytes close the client and raise [`RelayEvent::Closed`]; data for a client
+    /// place. Hostile bytes close the client and raise [`RelayAction::Close`]; data for a client
     /// the relay has already closed is ignored. `Err` only for a handle never issued.
     pub fn handle_data(
         &mut self,
@@ -378,7 +383,7 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
     }
 
     /// The adapter's transport for `client` ended. The relay forgets the client and raises
-    /// [`RelayEvent::Closed`] with [`CloseReason::Disconnected`]; unknown or already closed
+    /// [`RelayAction::Close`] with [`CloseReason::Disconnected`]; unknown or already closed
     /// handles are ignored.
     pub fn handle_link_down(&mut self, now: Timestamp, client: ClientId) {
         self.clock(now);
@@ -448,13 +453,17 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
         None
     }
 
-    /// The next event, oldest first.
+    /// The next thing the adapter must do (close a transport), oldest first. Call after every
+    /// input until it returns `None`; a closed client's slot counts against `max_clients` until
+    /// its `Close` has been polled, which bounds this queue.
+    pub fn poll_action(&mut self) -> Option<RelayAction> {
+        self.actions.pop_front()
+    }
+
+    /// The next event, oldest first. At most `max_clients` are held; older ones are dropped
+    /// and counted in [`RelayStats::events_dropped`].
     pub fn poll_event(&mut self) -> Option<RelayEvent> {
-        let event = self.events.pop_front()?;
-        if matches!(event, RelayEvent::Closed { .. }) {
-            self.unpolled_closes = self.unpolled_closes.saturating_sub(1);
-        }
-        Some(event)
+        self.events.pop_front()
     }
 
     fn deadline_of(config: &RelayConfig, conn: &Conn<P>) -> Timestamp {
@@ -492,11 +501,15 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
         self.by_key.insert(key, id);
         self.stats.registered += 1;
         self.stats.registrations += 1;
+        if self.events.len() >= self.config.max_clients {
+            self.events.pop_front();
+            self.stats.events_dropped += 1;
+        }
         self.events
             .push_back(RelayEvent::Registered { client: id, node });
     }
 
-    /// Forgets a client, raising `Closed`. Unknown handles are ignored.
+    /// Forgets a client, asking the adapter to close it. Unknown handles are ignored.
     fn close(&mut self, id: ClientId, reason: CloseReason) {
         let Some(mut c) = self.clients.remove(&id) else {
             return;
@@ -515,8 +528,7 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
             self.stats.registered -= 1;
         }
         self.stats.clients -= 1;
-        self.unpolled_closes += 1;
-        self.events.push_back(RelayEvent::Closed {
+        self.actions.push_back(RelayAction::Close {
             client: id,
             node: c.node,
             reason,

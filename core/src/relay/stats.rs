@@ -56,4 +56,6 @@ pub struct RelayStats {
     pub bytes_received: u64,
     /// Bytes of records handed out by `poll_transmit`.
     pub bytes_sent: u64,
+    /// Events dropped because the adapter did not poll them (more than `max_clients` held).
+    pub events_dropped: u64,
 }

@@ -10,7 +10,7 @@ use whispurr_core::{
     Identity, NodeKey, Timestamp,
     crypto::RustCrypto,
     engine::{Action, Addr, Config, Engine, Event, LinkId, Output, drain},
-    relay::{ClientId, Relay, RelayConfig, RelayEvent},
+    relay::{ClientId, Relay, RelayAction, RelayConfig},
 };
 
 pub type Node = Engine<RustCrypto, ChaCha20Rng>;
@@ -123,10 +123,9 @@ impl Net {
                 let _ = self.nodes[i].handle_data(now, link, t.record);
             }
         }
-        while let Some(e) = self.relay.poll_event() {
-            if let RelayEvent::Closed { client, .. } = e
-                && let Some((i, link)) = self.from_relay.remove(&client)
-            {
+        while self.relay.poll_event().is_some() {}
+        while let Some(RelayAction::Close { client, .. }) = self.relay.poll_action() {
+            if let Some((i, link)) = self.from_relay.remove(&client) {
                 moved = true;
                 self.to_relay.remove(&(i, link));
                 let _ = self.nodes[i].handle_link_down(now, link);
