@@ -4,7 +4,7 @@
 //! Both state machines use it: the [`Engine`](crate::engine::Engine) for its links to peers and
 //! relays (and for the end-to-end links it tunnels through a relay), the
 //! [`Relay`](crate::relay::Relay) for its clients. It never touches I/O: bytes come in through
-//! [`Conn::handle_data`], sealed records go out through [`Conn::poll_transmit`].
+//! [`Conn::handle_data`], sealed records go out, owned, through [`Conn::pop_record`].
 
 use alloc::{boxed::Box, collections::VecDeque, vec, vec::Vec};
 
@@ -327,15 +327,4 @@ impl<P: CryptoProvider> Conn<P> {
         Some(r)
     }
 
-    /// Copies the next record into `buf` and returns its length. A record larger than `buf`
-    /// stays queued and `Err` gives the size needed.
-    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Result<usize, usize>> {
-        let len = self.outbox.front()?.len();
-        if len > buf.len() {
-            return Some(Err(len));
-        }
-        let r = self.pop_record()?;
-        buf[..len].copy_from_slice(&r);
-        Some(Ok(len))
-    }
 }
