@@ -1,6 +1,6 @@
 //! Entry points for the cargo-fuzz targets in `fuzz/`. Each target is a one-line call into a
 //! function here, so the same code also runs under `cargo test`, which replays the committed seed
-//! corpora on stable Rust.
+//! corpora on stable Rust. Compiled only with the `fuzz` feature.
 //!
 //! The functions panic only when an invariant of whispurr itself is broken (for example a decoded
 //! frame that does not re-encode to an equivalent frame): that is what the fuzzer looks for.

@@ -23,8 +23,8 @@
 //! - [`derive`](mod@derive): domain-separated derivations of resonance keys and whisper tags from strings.
 //! - [`wire`]: the versioned binary wire format: a 5-byte fixed header and postcard bodies,
 //!   borrowed decoding, a frame-size limit checked before any decoding, typed validation errors.
-//! - [`fuzz`]: entry points for the cargo-fuzz targets in `fuzz/` (their seed corpora are replayed
-//!   by `cargo test`).
+//! - `fuzz` (feature `fuzz`): entry points for the cargo-fuzz targets in `fuzz/` (their seed
+//!   corpora are replayed by `cargo test`).
 //!
 //! ```
 //! use whispurr_core::{identity::Identity, wire::{Frame, Limits, Message, Ping}, Timestamp};
@@ -54,6 +54,7 @@ pub mod conn;
 pub mod crypto;
 pub mod derive;
 pub mod engine;
+#[cfg(feature = "fuzz")]
 pub mod fuzz;
 mod hex;
 pub mod identity;

@@ -555,6 +555,41 @@ fn a_peer_that_comes_back_is_reconnected() {
 }
 
 #[test]
+fn a_peer_back_at_the_relay_replaces_its_old_tunnel() {
+    let mut net = mesh(3);
+    // Only node 2 loses its relay link: the others still hold their tunnels to it.
+    net.drop_relay_link(2);
+    let ev = net.take(2);
+    assert_eq!(
+        count(&ev, |e| matches!(
+            e,
+            Event::PeerDown {
+                reason: DownReason::LinkLost,
+                ..
+            }
+        )),
+        2,
+        "{ev:?}"
+    );
+    // Back at the relay, it opens new tunnels; their handshakes replace the old ones.
+    net.run_for(5 * SEC, MS100);
+    let back = net.key(2);
+    for i in 0..2 {
+        let ev = net.take(i);
+        assert!(
+            matches!(
+                ev.as_slice(),
+                [
+                    Event::PeerDown { peer, reason: DownReason::Replaced },
+                    Event::PeerUp { peer: up, path: PathKind::Relayed },
+                ] if *peer == back && *up.key() == back
+            ),
+            "node {i}: {ev:?}"
+        );
+    }
+}
+
+#[test]
 fn quality_scores_separate_a_lossy_path_from_a_clean_one_by_more_than_the_hysteresis() {
     use whispurr_core::engine::{PATH_HYSTERESIS, Quality};
     // The rule itself, on measured qualities: a lossy direct link loses to a clean tunnel.

@@ -10,7 +10,9 @@ use whispurr_core::{
     Identity, NodeKey, Timestamp,
     conn::{Conn, Received},
     crypto::{RustCrypto, link::LinkConfig, sign::sign_broadcast},
-    engine::{Config, Engine, EngineError, Event, LinkId, Obfuscation, SendError, TreeConfig},
+    engine::{
+        Config, DownReason, Engine, EngineError, Event, LinkId, Obfuscation, SendError, TreeConfig,
+    },
     wire::{Broadcast, Frame, Limits, Message, MessageId, Route, Signature, Tree},
 };
 
@@ -298,6 +300,18 @@ fn max_peers_is_enforced() {
     // ones were told (GOODBYE through the tunnel) rather than left with a dead session.
     let others: Vec<usize> = (1..4).map(|i| net.nodes[i].stats().peers).collect();
     assert_eq!(others.iter().sum::<usize>(), 7, "{others:?}");
+    let full = net.key(0);
+    let told: usize = (1..4)
+        .map(|i| {
+            net.take(i)
+                .iter()
+                .filter(|e| {
+                    matches!(e, Event::PeerDown { peer, reason: DownReason::Goodbye } if *peer == full)
+                })
+                .count()
+        })
+        .sum();
+    assert_eq!(told, 2);
 }
 
 #[test]
@@ -669,8 +683,17 @@ fn probes_by_others_are_capped() {
             _ => None,
         })
         .collect();
-    // Four probes are served; the fifth link is closed.
+    // Four probes are served; the fifth link is closed, on purpose.
     assert_eq!(closed, vec![peers[4].link]);
+    let refused = *peers[4].identity.node_id().key();
+    let ev = events(&mut engine);
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::PeerDown { peer, reason: DownReason::Closed } if *peer == refused
+        )),
+        "{ev:?}"
+    );
     let neighbours = engine.neighbour_keys();
     for peer in &peers[..4] {
         assert!(neighbours.contains(peer.identity.node_id().key()));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use whispurr_core::{
-    engine::{BroadcastAuth, Config},
+    engine::{BroadcastAuth, Config, DownReason, Event},
     sim::{Sim, SimConfig},
 };
 
@@ -237,11 +237,31 @@ fn membership_keeps_small_symmetric_active_views_and_a_connected_overlay() {
         },
         hyparview(n),
     );
+    sim.keep_events = true;
     for i in 1..n {
         sim.join(i, 0);
         sim.run_for(Duration::from_millis(50));
     }
     sim.run_for(Duration::from_secs(30));
+    // Links the overlay lets go (evictions, refused neighbours) are closed on purpose: no cap
+    // was hit. (The far end sees its link lost.)
+    let downs: Vec<DownReason> = sim
+        .events
+        .iter()
+        .flatten()
+        .filter_map(|e| match e {
+            Event::PeerDown { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    let of = |r: DownReason| downs.iter().filter(|d| **d == r).count();
+    assert!(
+        of(DownReason::Closed) > 0 && of(DownReason::Limit) == 0,
+        "{} closed, {} limit, of {}",
+        of(DownReason::Closed),
+        of(DownReason::Limit),
+        downs.len()
+    );
     let o = sim.overlay();
     assert!(o.connected, "{o:?}");
     assert!(o.deg >= 3.0 && o.deg <= 5.5, "{o:?}");

@@ -139,11 +139,11 @@ impl Spec {
                     addr: &self.text,
                     ttl: self.num16 as u8,
                 },
-                2 => Membership::Neighbor {
+                2 => Membership::Neighbour {
                     addr: &self.text,
                     high_priority: self.some,
                 },
-                3 => Membership::NeighborReply {
+                3 => Membership::NeighbourReply {
                     accepted: self.some,
                 },
                 4 => Membership::Disconnect,

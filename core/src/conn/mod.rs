@@ -326,5 +326,4 @@ impl<P: CryptoProvider> Conn<P> {
         self.queued_bytes -= r.len();
         Some(r)
     }
-
 }

@@ -55,7 +55,9 @@ pub enum Action {
 pub enum DownReason {
     /// Nothing heard within `dead_after` (missed heartbeats).
     Timeout,
-    /// The transport reported the link down.
+    /// The link was lost without a word: the transport reported it down, the relay carrying a
+    /// tunnel went down, or the relay reported the peer unreachable while the tunnel was still
+    /// opening.
     LinkLost,
     /// The peer sent hostile or broken bytes.
     ProtocolError,
@@ -63,9 +65,20 @@ pub enum DownReason {
     Goodbye,
     /// The handshake did not complete in time.
     HandshakeTimeout,
-    /// The link limit was reached.
+    /// We closed the link on purpose, having no use for it: the overlay let it go (a neighbour
+    /// evicted, refused or asking to leave, a probe that found nothing or was refused; what was
+    /// queued on it is sent first), or its handshake showed it leads back to ourselves. A
+    /// tunnel's peer is told goodbye.
+    Closed,
+    /// A newer link to the same peer took over: a second direct link (or a second tunnel) to it
+    /// finished its handshake, or the peer restarted the tunnel handshake (then the peer comes
+    /// back up when the new tunnel is established).
+    Replaced,
+    /// A local cap was hit: the peer table is full (`max_peers`, none idle to forget). A
+    /// tunnel's peer is told goodbye.
     Limit,
-    /// We shut down.
+    /// We shut down. (Not reported today: [`Engine::shutdown`](super::Engine::shutdown) says
+    /// goodbye on every link and leaves closing them to the adapter.)
     Shutdown,
 }
 

@@ -359,7 +359,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let closing = entry.closing;
         self.stats.bytes_sent += record.len() as u64;
         if drained && closing {
-            self.close_link(now, link, DownReason::Limit);
+            self.close_link(now, link, DownReason::Closed);
         }
         Some(record)
     }
@@ -396,14 +396,17 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         };
         entry.closing = true;
         if entry.conn.as_ref().is_none_or(|c| c.queued_bytes() == 0) {
-            self.close_link(now, link, DownReason::Limit);
+            self.close_link(now, link, DownReason::Closed);
         }
     }
 
     /// Closes a link and everything that depended on it; emits the adapter action for
     /// transport links and the events the application should see.
     pub(crate) fn close_link(&mut self, now: Timestamp, link: LinkId, reason: DownReason) {
-        let local = matches!(reason, DownReason::Limit | DownReason::Shutdown);
+        let local = matches!(
+            reason,
+            DownReason::Closed | DownReason::Limit | DownReason::Shutdown
+        );
         if local
             && let Some(LinkEntry {
                 kind: LinkKind::Tunnel { .. },

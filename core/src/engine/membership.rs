@@ -5,10 +5,10 @@
 //! - **Join**: a new node dials a contact and sends JOIN; the contact takes it into its active
 //!   view and starts FORWARD_JOIN random walks of length `active_walk` through its other active
 //!   peers. A walk ends in an active-view slot (the last node dials the newcomer and sends
-//!   NEIGHBOR with high priority); at step `passive_walk` it also leaves the newcomer in a
+//!   NEIGHBOUR with high priority); at step `passive_walk` it also leaves the newcomer in a
 //!   passive view.
 //! - **Failure**: a lost active link is replaced by dialling a random passive contact with
-//!   NEIGHBOR (high priority when no active peer is left), which the other side may refuse. A
+//!   NEIGHBOUR (high priority when no active peer is left), which the other side may refuse. A
 //!   contact that cannot be reached is dropped and the next one dialled at once; only refusals
 //!   back off.
 //! - **Last resort**: a node left with neither active nor passive contacts joins again through
@@ -43,7 +43,7 @@ use crate::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Intent {
     Join,
-    Neighbor {
+    Neighbour {
         high: bool,
     },
     /// Replace one of our active peers with the dialled one (overlay mixing and healing).
@@ -185,11 +185,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 self.add_active(now, peer, None);
                 self.send_membership(now, link, Membership::Join { addr: &addr });
             }
-            Some(Intent::Neighbor { high }) => {
+            Some(Intent::Neighbour { high }) => {
                 self.send_membership(
                     now,
                     link,
-                    Membership::Neighbor {
+                    Membership::Neighbour {
                         addr: &addr,
                         high_priority: high,
                     },
@@ -218,7 +218,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         if let Some(v) = self.view.as_mut() {
             v.rotating = Some(key);
         }
-        let m = Membership::Neighbor {
+        let m = Membership::Neighbour {
             addr: &addr,
             high_priority: true,
         };
@@ -418,7 +418,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     .is_some_and(|v| v.active.contains(node.key()));
                 if ttl == 0 || active_len <= 1 {
                     if !known {
-                        self.dial(now, addr, Intent::Neighbor { high: true });
+                        self.dial(now, addr, Intent::Neighbour { high: true });
                     }
                     return;
                 }
@@ -442,11 +442,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                             ttl: ttl - 1,
                         },
                     ),
-                    None if !known => self.dial(now, addr, Intent::Neighbor { high: true }),
+                    None if !known => self.dial(now, addr, Intent::Neighbour { high: true }),
                     None => {}
                 }
             }
-            Membership::Neighbor {
+            Membership::Neighbour {
                 addr,
                 high_priority,
             } => {
@@ -463,12 +463,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 } else if let Some(view) = self.view.as_mut() {
                     Self::add_passive(view, &mut self.rng, from_id, String::from(addr));
                 }
-                self.send_membership(now, link, Membership::NeighborReply { accepted: accept });
+                self.send_membership(now, link, Membership::NeighbourReply { accepted: accept });
                 if !accept {
                     self.close_gracefully(now, link);
                 }
             }
-            Membership::NeighborReply { accepted } => {
+            Membership::NeighbourReply { accepted } => {
                 let rotation = self
                     .view
                     .as_mut()
@@ -588,7 +588,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let intent = view.dialling.remove(&link);
         view.probe.take_if(|p| p.link == link);
         view.probed_by.retain(|_, l| *l != link);
-        if key.is_none() && matches!(intent, Some(Intent::Neighbor { .. })) {
+        if key.is_none() && matches!(intent, Some(Intent::Neighbour { .. })) {
             // The contact is gone (it left the passive view when dialled): try the next one
             // now rather than after a backoff meant for refusals.
             view.refill_at = now;
@@ -631,7 +631,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         if let Some(v) = self.view.as_mut() {
             v.refill_at = now.saturating_add(v.refill_backoff);
         }
-        self.dial_passive(now, Intent::Neighbor { high });
+        self.dial_passive(now, Intent::Neighbour { high });
     }
 
     /// Shuffles and refills on schedule.

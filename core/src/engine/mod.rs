@@ -134,13 +134,12 @@ pub use event::{
 pub use extension::{Extension, ExtensionContext, ExtensionMessage, Outgoing};
 pub use gossip::{Flood, GossipStrategy};
 pub use peers::{CAP_WEBRTC, MAX_KEYS_PER_PEER, PATH_HYSTERESIS};
-pub use quality::{PendingPing, Quality};
+pub use quality::Quality;
 use rand_core::CryptoRng;
-pub use seen::{SeenSet, Verdict};
 pub use stats::{DropCause, Stats};
 pub use tree::TreeConfig;
 
-use self::{links::LinkEntry, peers::Peer, whisper::PendingWhisper};
+use self::{links::LinkEntry, peers::Peer, seen::SeenSet, whisper::PendingWhisper};
 use crate::{
     Identity, NodeId, NodeKey, Timestamp,
     conn::Received,

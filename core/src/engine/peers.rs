@@ -190,7 +190,13 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                     return;
                 }
                 let Some(peer) = self.upsert_peer(info.node_id) else {
-                    self.close_link(now, link, DownReason::Limit);
+                    // It leads back to ourselves, or the peer table is full.
+                    let reason = if key == *self.identity.node_id().key() {
+                        DownReason::Closed
+                    } else {
+                        DownReason::Limit
+                    };
+                    self.close_link(now, link, reason);
                     return;
                 };
                 peer.capabilities = info.capabilities;
@@ -209,7 +215,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
                 if let Some(old) = old.filter(|o| *o != link) {
                     // A newer link to the same peer replaces the older one.
-                    self.close_link(now, old, DownReason::LinkLost);
+                    self.close_link(now, old, DownReason::Replaced);
                 }
                 let wants = self.wants_direct(&key);
                 if is_tunnel
@@ -479,7 +485,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 p.tunnel = None;
             }
             if established {
-                self.refresh_path(from, DownReason::LinkLost);
+                self.refresh_path(from, DownReason::Replaced);
             }
             tunnel = None;
         }

@@ -58,7 +58,7 @@ impl Quality {
 
 /// An outstanding PING.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PendingPing {
+pub(crate) struct PendingPing {
     /// Its id.
     pub id: u64,
     /// When it was sent.

@@ -7,7 +7,7 @@ use crate::{Timestamp, wire::MessageId};
 
 /// What the set remembers about an id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Accepted (delivered or forwarded).
     Accepted,
     /// Rejected (e.g. a bad signature): later copies are dropped without verifying again.
@@ -16,7 +16,7 @@ pub enum Verdict {
 
 /// The de-duplication set.
 #[derive(Debug)]
-pub struct SeenSet {
+pub(crate) struct SeenSet {
     map: BTreeMap<MessageId, Verdict>,
     order: VecDeque<(Timestamp, MessageId)>,
     cap: usize,
@@ -59,13 +59,6 @@ impl SeenSet {
         true
     }
 
-    /// Changes the verdict of a remembered id.
-    pub fn set(&mut self, id: &MessageId, verdict: Verdict) {
-        if let Some(v) = self.map.get_mut(id) {
-            *v = verdict;
-        }
-    }
-
     /// Forgets ids older than the TTL.
     pub fn expire(&mut self, now: Timestamp) {
         while let Some((t, id)) = self.order.front().copied() {
@@ -78,11 +71,13 @@ impl SeenSet {
     }
 
     /// Ids remembered.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
     /// Whether nothing is remembered.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

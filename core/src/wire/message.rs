@@ -416,14 +416,14 @@ pub enum Membership<'a> {
         ttl: u8,
     },
     /// Asks the receiver to take the sender into its active view.
-    Neighbor {
+    Neighbour {
         /// Where the sender can be dialled.
         addr: &'a str,
         /// The sender has no active peer left: refuse only if impossible.
         high_priority: bool,
     },
-    /// The answer to `Neighbor`.
-    NeighborReply {
+    /// The answer to `Neighbour`.
+    NeighbourReply {
         /// Whether the sender is now in the receiver's active view.
         accepted: bool,
     },
@@ -740,11 +740,11 @@ impl<'a> Message<'a> {
             Message::Membership(m) => match m {
                 Membership::Join { addr }
                 | Membership::ForwardJoin { addr, .. }
-                | Membership::Neighbor { addr, .. } => text("addr", addr, limits),
+                | Membership::Neighbour { addr, .. } => text("addr", addr, limits),
                 Membership::Shuffle { contacts } | Membership::ShuffleReply { contacts } => {
                     contacts.check(limits)
                 }
-                Membership::NeighborReply { .. } | Membership::Disconnect | Membership::Probe => {
+                Membership::NeighbourReply { .. } | Membership::Disconnect | Membership::Probe => {
                     Ok(())
                 }
             },

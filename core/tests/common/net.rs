@@ -258,6 +258,23 @@ impl Net {
         self.settle();
     }
 
+    /// Reports node i's relay link down (the relay side too); the other nodes are not told.
+    pub fn drop_relay_link(&mut self, i: usize) {
+        let links: Vec<_> = self
+            .to_relay
+            .iter()
+            .filter(|((n, _), _)| *n == i)
+            .map(|(k, c)| (*k, *c))
+            .collect();
+        for ((i, l), client) in links {
+            self.to_relay.remove(&(i, l));
+            self.from_relay.remove(&client);
+            self.relay.handle_link_down(self.now, client);
+            let _ = self.nodes[i].handle_link_down(self.now, l);
+        }
+        self.settle();
+    }
+
     /// Kills node i: its traffic stops both ways and it never fires timers again.
     pub fn kill(&mut self, i: usize) {
         self.dead.insert(i);
