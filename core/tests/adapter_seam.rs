@@ -31,19 +31,7 @@ struct Peer {
 }
 
 fn connect(engine: &mut Node, seed: u64) -> Peer {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let identity = Identity::generate(&mut rng, START);
-    let link = engine.handle_incoming(START).unwrap();
-    let conn = Conn::initiator(
-        RustCrypto,
-        &identity,
-        None,
-        LinkConfig::default(),
-        1 << 20,
-        65_535,
-        START,
-        &mut rng,
-    );
+    let (_, conn, link) = common::net::raw_peer(engine, seed);
     Peer {
         conn,
         link,

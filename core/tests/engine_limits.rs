@@ -9,7 +9,7 @@ use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
 use whispurr_core::{
     Identity, NodeKey, Timestamp,
     conn::{Conn, Received},
-    crypto::{RustCrypto, link::LinkConfig, sign::sign_broadcast},
+    crypto::{RustCrypto, sign::sign_broadcast},
     engine::{
         Config, DownReason, Engine, EngineError, Event, LinkId, Obfuscation, SendError, TreeConfig,
     },
@@ -37,19 +37,7 @@ struct RawPeer {
 
 impl RawPeer {
     fn connect(engine: &mut Node, seed: u64) -> Self {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let identity = Identity::generate(&mut rng, START);
-        let link = engine.handle_incoming(START).unwrap();
-        let conn = Conn::initiator(
-            RustCrypto,
-            &identity,
-            None,
-            LinkConfig::default(),
-            1 << 20,
-            70_000,
-            START,
-            &mut rng,
-        );
+        let (identity, conn, link) = common::net::raw_peer(engine, seed);
         let mut peer = RawPeer {
             identity,
             conn,

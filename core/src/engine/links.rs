@@ -369,23 +369,26 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// [`handle_writable`](Self::handle_writable). Its records wait in the engine, within
     /// `max_queue_bytes`.
     pub fn handle_blocked(&mut self, now: Timestamp, link: LinkId) -> Result<(), EngineError> {
-        self.advance(now);
-        let entry = self
-            .links
-            .get_mut(&link)
-            .ok_or(EngineError::UnknownLink(link))?;
-        entry.blocked = true;
-        Ok(())
+        self.set_blocked(now, link, true)
     }
 
     /// The adapter's writer for `link` has room again; poll for its records.
     pub fn handle_writable(&mut self, now: Timestamp, link: LinkId) -> Result<(), EngineError> {
+        self.set_blocked(now, link, false)
+    }
+
+    fn set_blocked(
+        &mut self,
+        now: Timestamp,
+        link: LinkId,
+        blocked: bool,
+    ) -> Result<(), EngineError> {
         self.advance(now);
         let entry = self
             .links
             .get_mut(&link)
             .ok_or(EngineError::UnknownLink(link))?;
-        entry.blocked = false;
+        entry.blocked = blocked;
         Ok(())
     }
 

@@ -280,3 +280,25 @@ impl Net {
         self.dead.insert(i);
     }
 }
+
+/// A hand-driven peer for an engine's inbound link: a fresh identity from `seed` and a real
+/// initiating `Conn` (its first handshake message queued), with the link the engine gave it.
+pub fn raw_peer(
+    engine: &mut Node,
+    seed: u64,
+) -> (Identity, whispurr_core::conn::Conn<RustCrypto>, LinkId) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let identity = Identity::generate(&mut rng, START);
+    let link = engine.handle_incoming(START).unwrap();
+    let conn = whispurr_core::conn::Conn::initiator(
+        RustCrypto,
+        &identity,
+        None,
+        whispurr_core::crypto::link::LinkConfig::default(),
+        1 << 20,
+        65_535,
+        START,
+        &mut rng,
+    );
+    (identity, conn, link)
+}
