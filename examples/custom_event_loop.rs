@@ -124,6 +124,11 @@ impl World {
                                 self.relay.handle_link_down(now, client);
                             }
                         }
+                        // With WebRTC, the typed signal goes to the link's peer connection:
+                        // `WebRtcSignal::Offer`/`Answer` as the remote description,
+                        // `Candidate` to add_ice_candidate; what the connection produces
+                        // comes back through `handle_signal`. Never reached here: no
+                        // `CAP_WEBRTC`, so no WebRTC link.
                         Action::Signal { .. } => {}
                     }
                 }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use whispurr_core::{
     Identity, NodeId, Timestamp,
     derive::{ResonanceKey, WhisperTag},
-    wire::{Frame, HEADER_LEN, Limits},
+    wire::{Frame, HEADER_LEN, Limits, Message},
 };
 use whispurr_examples::samples;
 
@@ -51,10 +51,11 @@ fn main() {
         back.message
             .validate_at(at, &limits)
             .expect("valid at its own time");
-        let carried = if message.route().is_some() || name == "signal" {
-            payload.len()
-        } else {
-            0
+        // What the message carries for its sender: the payload, or a signal's SDP/candidate.
+        let carried = match message {
+            Message::Signal(s) => s.signal.text_len(),
+            _ if message.route().is_some() => payload.len(),
+            _ => 0,
         };
         println!("{name:<20} {n:>6} {:>9}", n - carried);
     }

@@ -9,9 +9,9 @@ use common::net::Net;
 use whispurr_core::{
     engine::{
         BroadcastAuth, Config, DownReason, Event, Extension, ExtensionContext, ExtensionMessage,
-        PathKind, SendError, WhisperFailure,
+        LinkId, PathKind, SendError, WebRtcSignal, WhisperFailure,
     },
-    wire::MessageType,
+    wire::{Limits, MessageType},
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -427,21 +427,26 @@ fn heartbeats_measure_quality() {
     assert!(q.score() > 0.9, "{q:?}");
 }
 
-#[test]
-fn direct_path_upgrade_and_fallback_to_the_relay() {
+/// Two WebRTC-capable nodes.
+fn webrtc_pair() -> Net {
     use whispurr_core::{crypto::link::LinkConfig, engine::CAP_WEBRTC};
-    let mut net = Net::new(2, |_| Config {
+    Net::new(2, |_| Config {
         link: LinkConfig {
             capabilities: CAP_WEBRTC,
             ..LinkConfig::default()
         },
         ..Config::default()
-    });
+    })
+}
+
+#[test]
+fn direct_path_upgrade_and_fallback_to_the_relay() {
+    let mut net = webrtc_pair();
     net.connect_all();
     net.run_for(SEC, MS100);
     assert!(
-        net.signals >= 1,
-        "the signal travelled through the relay tunnel"
+        !net.signals.is_empty(),
+        "the signals travelled through the relay tunnel"
     );
     for i in 0..2 {
         let ev = net.take(i);
@@ -490,6 +495,96 @@ fn direct_path_upgrade_and_fallback_to_the_relay() {
         1
     );
     assert!(net.relay.stats().forwarded_frames > before);
+}
+
+#[test]
+fn webrtc_signals_arrive_typed_and_equal_on_the_webrtc_link() {
+    use common::net::{answer, candidate, offer};
+    let mut net = webrtc_pair();
+    net.connect_all();
+    net.run_for(SEC, MS100);
+    // The smaller key offers.
+    let (offerer, answerer) = if net.key(0) < net.key(1) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    let received = |i: usize| -> (Vec<LinkId>, Vec<WebRtcSignal>) {
+        net.signals
+            .iter()
+            .filter(|(node, ..)| *node == i)
+            .map(|(_, link, signal)| (*link, signal.clone()))
+            .unzip()
+    };
+    let (links, signals) = received(answerer);
+    assert_eq!(
+        signals,
+        [offer(), candidate(offerer), WebRtcSignal::EndOfCandidates]
+    );
+    assert!(links.iter().all(|l| *l == links[0]), "{links:?}");
+    let answerer_link = links[0];
+    let (links, signals) = received(offerer);
+    assert_eq!(
+        signals,
+        [answer(), candidate(answerer), WebRtcSignal::EndOfCandidates]
+    );
+    assert!(links.iter().all(|l| *l == links[0]), "{links:?}");
+    let offerer_link = links[0];
+    // A candidate trickled after the WebRTC link came up goes to that link, and opens no new
+    // one.
+    let late = WebRtcSignal::Candidate {
+        candidate: "candidate:9 1 udp 1686052607 203.0.113.9 61000 typ srflx",
+        sdp_mid: Some("0"),
+        sdp_mline_index: Some(0),
+        username_fragment: Some("Qh7r"),
+    };
+    let before = net.signals.len();
+    net.nodes[answerer]
+        .handle_signal(net.now, answerer_link, &late)
+        .unwrap();
+    net.settle();
+    assert_eq!(
+        net.signals[before..],
+        [(offerer, offerer_link, late.to_owned_signal())]
+    );
+    for i in 0..2 {
+        let ev = net.take(i);
+        assert_eq!(
+            count(&ev, |e| matches!(
+                e,
+                Event::PeerUp {
+                    path: PathKind::Direct,
+                    ..
+                }
+            )),
+            1,
+            "node {i}: {ev:?}"
+        );
+        assert_eq!(net.nodes[i].stats().dropped_unhandled, 0, "node {i}");
+    }
+}
+
+#[test]
+fn a_signal_longer_than_the_limit_is_refused_before_it_is_sent() {
+    let mut net = webrtc_pair();
+    net.connect_all();
+    net.run_for(SEC, MS100);
+    let (node, link, _) = net.signals[0].clone();
+    let limit = Limits::default().max_signal_len;
+    let sdp = "a".repeat(limit + 1);
+    assert_eq!(
+        net.nodes[node].handle_signal(net.now, link, &WebRtcSignal::Answer { sdp: sdp.as_str() }),
+        Err(SendError::TooLarge(limit + 1))
+    );
+    // Not a WebRTC link: nowhere to send it.
+    assert_eq!(
+        net.nodes[node].handle_signal(
+            net.now,
+            LinkId(u64::MAX),
+            &WebRtcSignal::<&str>::EndOfCandidates
+        ),
+        Err(SendError::NoRoute)
+    );
 }
 
 #[test]

@@ -11,9 +11,10 @@ use whispurr_core::{
     conn::{Conn, Received},
     crypto::{RustCrypto, sign::sign_broadcast},
     engine::{
-        Config, DownReason, Engine, EngineError, Event, LinkId, Obfuscation, SendError, TreeConfig,
+        Action, Addr, Config, DownReason, Engine, EngineError, Event, LinkId, Obfuscation,
+        SendError, TreeConfig, WebRtcSignal,
     },
-    wire::{Broadcast, Frame, Limits, Message, MessageId, Route, Signature, Tree},
+    wire::{Broadcast, Frame, Limits, Message, MessageId, Ping, Route, Signal, Signature, Tree},
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -257,6 +258,131 @@ fn relay_only_frames_from_a_peer_are_counted_not_obeyed() {
     );
     assert_eq!(engine.stats().dropped_unhandled, 1);
     assert_eq!(engine.stats().links_failed, 0);
+}
+
+/// A SIGNAL from `peer` to `engine`.
+fn signal_to<'a>(engine: &Node, peer: &RawPeer, signal: WebRtcSignal<&'a str>) -> Message<'a> {
+    Message::Signal(Signal {
+        target: *engine.node_id().key(),
+        origin: *peer.identity.node_id(),
+        signal,
+    })
+}
+
+#[test]
+fn an_offer_opens_an_answering_webrtc_link_and_the_next_signals_follow_it() {
+    let mut engine = node(1, Config::default());
+    let mut peer = RawPeer::connect(&mut engine, 2);
+    while engine.poll_action().is_some() {}
+    let sdp = "v=0\r\ns=-\r\n";
+    let offer = signal_to(&engine, &peer, WebRtcSignal::Offer { sdp });
+    peer.send(&mut engine, offer);
+    let actions: Vec<Action> = std::iter::from_fn(|| engine.poll_action()).collect();
+    let [
+        Action::Connect {
+            link,
+            addr:
+                Addr::WebRtc {
+                    peer: key,
+                    offerer: false,
+                },
+        },
+        Action::Signal { link: to, signal },
+    ] = &actions[..]
+    else {
+        panic!("{actions:?}");
+    };
+    assert_eq!(key, peer.identity.node_id().key());
+    assert_eq!(to, link);
+    assert_eq!(*signal, WebRtcSignal::Offer { sdp: sdp.into() });
+    let candidate = WebRtcSignal::Candidate {
+        candidate: "candidate:1 1 tcp 1518280447 192.0.2.1 9 typ host tcptype active",
+        sdp_mid: None,
+        sdp_mline_index: Some(0),
+        username_fragment: None,
+    };
+    let message = signal_to(&engine, &peer, candidate);
+    peer.send(&mut engine, message);
+    assert_eq!(
+        engine.poll_action(),
+        Some(Action::Signal {
+            link: *link,
+            signal: candidate.into()
+        })
+    );
+    assert_eq!(engine.poll_action(), None);
+}
+
+#[test]
+fn only_an_offer_opens_a_webrtc_link() {
+    let mut engine = node(1, Config::default());
+    let mut peer = RawPeer::connect(&mut engine, 2);
+    while engine.poll_action().is_some() {}
+    for signal in [
+        WebRtcSignal::Answer { sdp: "v=0" },
+        WebRtcSignal::EndOfCandidates,
+    ] {
+        let message = signal_to(&engine, &peer, signal);
+        peer.send(&mut engine, message);
+    }
+    assert_eq!(engine.poll_action(), None);
+    assert_eq!(engine.stats().dropped_unhandled, 2);
+    assert_eq!(engine.stats().links_failed, 0);
+}
+
+#[test]
+fn an_over_long_signal_fails_the_link() {
+    let mut engine = node(1, Config::default());
+    let mut peer = RawPeer::connect(&mut engine, 2);
+    let sdp = "a".repeat(Limits::default().max_signal_len + 1);
+    let offer = signal_to(&engine, &peer, WebRtcSignal::Offer { sdp: &sdp });
+    peer.send(&mut engine, offer);
+    assert_eq!(engine.stats().dropped_invalid, 1);
+    assert_eq!(engine.stats().links_failed, 1);
+    assert!(
+        !std::iter::from_fn(|| engine.poll_action()).any(|a| matches!(a, Action::Signal { .. }))
+    );
+}
+
+#[test]
+fn a_malformed_signal_fails_the_link_and_a_newer_minors_is_only_dropped() {
+    // The frame of an end-of-candidates signal, with its variant index (the last byte) changed.
+    let frame = |engine: &Node, peer: &RawPeer, version: u8, variant: u8| {
+        let message = signal_to(engine, peer, WebRtcSignal::EndOfCandidates);
+        let mut buf = vec![0u8; 256];
+        let n = Frame::new(message).encode(&mut buf).unwrap();
+        buf.truncate(n);
+        buf[0] = version;
+        buf[n - 1] = variant;
+        buf
+    };
+    // From a newer minor: a kind of signal this version does not know. Dropped, link kept.
+    let mut engine = node(1, Config::default());
+    let mut peer = RawPeer::connect(&mut engine, 2);
+    while engine.poll_action().is_some() {}
+    peer.conn
+        .queue_plaintext(&frame(&engine, &peer, 0x11, 9))
+        .unwrap();
+    peer.pump(&mut engine);
+    assert_eq!(engine.stats().dropped_unhandled, 1);
+    assert_eq!(engine.stats().links_failed, 0);
+    assert_eq!(engine.poll_action(), None);
+    // The link still carries traffic.
+    let back = peer.send(&mut engine, Message::Ping(Ping { id: 5, sent_at: 0 }));
+    assert!(
+        back.iter()
+            .any(|f| matches!(Frame::decode(f, &Limits::default()).map(|f| f.message), Ok(Message::Pong(p)) if p.id == 5)),
+        "{back:?}"
+    );
+    // Garbage where the variant index should be (a varint that never ends): the link fails.
+    let mut engine = node(1, Config::default());
+    let mut peer = RawPeer::connect(&mut engine, 2);
+    peer.conn
+        .queue_plaintext(&frame(&engine, &peer, 0x10, 0x80))
+        .unwrap();
+    peer.pump(&mut engine);
+    assert_eq!(engine.stats().dropped_invalid, 1);
+    assert_eq!(engine.stats().links_failed, 1);
 }
 
 #[test]

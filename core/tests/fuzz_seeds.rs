@@ -8,7 +8,7 @@ mod common;
 
 use std::{fs, path::PathBuf};
 
-use whispurr_core::wire::{Frame, Limits};
+use whispurr_core::wire::{Frame, Limits, Message, Signal, WebRtcSignal};
 
 fn corpus(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -76,6 +76,33 @@ fn engine_sequences() -> Vec<(String, Vec<u8>)> {
         step(&mut seq, 2, &[0xe8, 0x03]); // 10 s
         all.push((format!("seed-frame-{name}"), seq));
     }
+    // Signals addressed to the target's engine by its peer: an offer opens a WebRTC link, the
+    // candidates follow it.
+    let (me, peer) = whispurr_core::fuzz::handshake_identities();
+    let mut signals = Vec::new();
+    for signal in [
+        WebRtcSignal::Offer {
+            sdp: "v=0\r\ns=-\r\nt=0 0\r\n",
+        },
+        WebRtcSignal::Candidate {
+            candidate: "candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host",
+            sdp_mid: Some("0"),
+            sdp_mline_index: Some(0),
+            username_fragment: None,
+        },
+        WebRtcSignal::EndOfCandidates,
+    ] {
+        let message = Message::Signal(Signal {
+            target: *me.node_id().key(),
+            origin: *peer.node_id(),
+            signal,
+        });
+        let mut buf = vec![0u8; 1024];
+        let n = Frame::new(message).encode(&mut buf).unwrap();
+        step(&mut signals, 0, &buf[..n]);
+    }
+    step(&mut signals, 2, &[0xe8, 0x03]);
+    all.push(("seed-signals".into(), signals));
     let mut commands = Vec::new();
     step(&mut commands, 3, b"\x00hello everyone");
     step(&mut commands, 3, b"\x01whisper");

@@ -10,7 +10,7 @@ use whispurr_core::{
     Timestamp,
     wire::{
         Broadcast, EncodeError, Frame, Goodbye, HEADER_LEN, Limits, Message, MessageType, Ping,
-        Resonance, Signal, WireError,
+        Resonance, Signal, WebRtcSignal, WireError,
     },
 };
 
@@ -259,12 +259,8 @@ fn oversized_fields() {
             max: 256
         })
     );
-    let blob = vec![0u8; 2000];
-    let frame = encode(Message::Signal(Signal {
-        target: whispurr_core::NodeKey([1; 32]),
-        origin: samples::node_id(),
-        payload: &blob,
-    }));
+    let sdp = "v".repeat(2000);
+    let frame = encode(signal(WebRtcSignal::Offer { sdp: &sdp }));
     let limits = Limits {
         max_signal_len: 1999,
         ..Limits::default()
@@ -276,6 +272,144 @@ fn oversized_fields() {
             len: 2000,
             max: 1999
         })
+    );
+}
+
+fn signal(signal: WebRtcSignal<&str>) -> Message<'_> {
+    Message::Signal(Signal {
+        target: whispurr_core::NodeKey([1; 32]),
+        origin: samples::node_id(),
+        signal,
+    })
+}
+
+/// A frame of the current version with a hand-written body.
+fn raw_frame(kind: MessageType, body: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(body.len()).unwrap().to_be_bytes();
+    let mut frame = vec![0x10, kind.code(), 0, len[0], len[1]];
+    frame.extend_from_slice(body);
+    frame
+}
+
+#[test]
+fn over_long_signals_are_rejected() {
+    let max = Limits::default().max_signal_len;
+    // An SDP one byte over the default limit (16 KiB), offer or answer.
+    let sdp = "a".repeat(max + 1);
+    let too_long = Err(WireError::FieldTooLarge {
+        field: "signal",
+        len: max + 1,
+        max,
+    });
+    for s in [
+        WebRtcSignal::Offer { sdp: sdp.as_str() },
+        WebRtcSignal::Answer { sdp: sdp.as_str() },
+    ] {
+        assert_eq!(
+            Frame::decode(&encode(signal(s)), &Limits::default()),
+            too_long
+        );
+    }
+    // Exactly at the limit is fine.
+    let at_limit = encode(signal(WebRtcSignal::Answer { sdp: &sdp[1..] }));
+    assert!(Frame::decode(&at_limit, &Limits::default()).is_ok());
+    // A candidate counts all its text: each part fits, together they do not.
+    let third = "c".repeat(max / 3 + 1);
+    let candidate = WebRtcSignal::Candidate {
+        candidate: third.as_str(),
+        sdp_mid: Some(third.as_str()),
+        sdp_mline_index: Some(0),
+        username_fragment: Some(third.as_str()),
+    };
+    assert_eq!(
+        Frame::decode(&encode(signal(candidate)), &Limits::default()),
+        Err(WireError::FieldTooLarge {
+            field: "signal",
+            len: 3 * third.len(),
+            max,
+        })
+    );
+}
+
+#[test]
+fn unknown_signal_variant_is_a_typed_error() {
+    // The body of an end-of-candidates signal ends with its variant index (3).
+    let frame = encode(signal(WebRtcSignal::EndOfCandidates));
+    let body = &frame[HEADER_LEN..];
+    assert_eq!(body.last(), Some(&3));
+    let head = &body[..body.len() - 1];
+    for (index, variant) in [
+        (&[4u8][..], 4),
+        (&[0x7f], 127),
+        (&[0xff, 0xff, 0xff, 0xff, 0x0f], u32::MAX),
+    ] {
+        let mut body = head.to_vec();
+        body.extend_from_slice(index);
+        // Fields of the unknown variant follow; this version cannot know their layout.
+        body.extend_from_slice(b"\x03new");
+        let mut frame = raw_frame(MessageType::Signal, &body);
+        assert_eq!(
+            Frame::decode(&frame, &Limits::default()),
+            Err(WireError::UnknownSignal { variant })
+        );
+        // The same from a newer minor version.
+        frame[0] = 0x13;
+        assert_eq!(
+            Frame::decode(&frame, &Limits::default()),
+            Err(WireError::UnknownSignal { variant })
+        );
+    }
+    // An index that is not even a u32 is malformed.
+    let mut body = head.to_vec();
+    body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    assert_eq!(
+        Frame::decode(&raw_frame(MessageType::Signal, &body), &Limits::default()),
+        Err(WireError::Malformed(MessageType::Signal))
+    );
+}
+
+#[test]
+fn malformed_signals_are_rejected() {
+    let malformed = Err(WireError::Malformed(MessageType::Signal));
+    // An SDP that is not UTF-8.
+    let mut frame = encode(signal(WebRtcSignal::Offer { sdp: "v=0" }));
+    let last = frame.len() - 1;
+    frame[last] = 0xff;
+    assert_eq!(Frame::decode(&frame, &Limits::default()), malformed);
+    // An SDP longer than the body that carries it.
+    let frame = encode(signal(WebRtcSignal::Answer { sdp: "v=0" }));
+    let mut body = frame[HEADER_LEN..frame.len() - 3].to_vec();
+    *body.last_mut().unwrap() = 200;
+    assert_eq!(
+        Frame::decode(&raw_frame(MessageType::Signal, &body), &Limits::default()),
+        malformed
+    );
+    // A known variant cut short (a candidate without its options).
+    let frame = encode(signal(WebRtcSignal::Candidate {
+        candidate: "c",
+        sdp_mid: None,
+        sdp_mline_index: None,
+        username_fragment: None,
+    }));
+    let body = &frame[HEADER_LEN..frame.len() - 2];
+    assert_eq!(
+        Frame::decode(&raw_frame(MessageType::Signal, body), &Limits::default()),
+        malformed
+    );
+    // An option tag that is neither 0 nor 1.
+    let mut body = frame[HEADER_LEN..].to_vec();
+    let last = body.len() - 1;
+    body[last] = 2;
+    assert_eq!(
+        Frame::decode(&raw_frame(MessageType::Signal, &body), &Limits::default()),
+        malformed
+    );
+    // Bytes after a whole signal.
+    let mut body = frame[HEADER_LEN..].to_vec();
+    body.push(0);
+    assert_eq!(
+        Frame::decode(&raw_frame(MessageType::Signal, &body), &Limits::default()),
+        Err(WireError::TrailingBytes(1))
     );
 }
 

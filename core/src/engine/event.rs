@@ -3,7 +3,10 @@
 use alloc::{boxed::Box, string::String, vec::Vec};
 use core::{any::Any, fmt};
 
-use crate::{NodeId, NodeKey, wire::MessageId};
+use crate::{
+    NodeId, NodeKey,
+    wire::{MessageId, WebRtcSignal},
+};
 
 /// A transport link, as the adapter knows it. Allocated by the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -16,7 +19,7 @@ pub enum Addr {
     Relay(String),
     /// A peer listening for direct WebSocket connections.
     Peer(String),
-    /// A WebRTC data channel to `peer`; signaling blobs travel through the engine
+    /// A WebRTC data channel to `peer`; its signals travel through the engine
     /// ([`Action::Signal`] and [`Engine::handle_signal`](super::Engine::handle_signal)).
     WebRtc {
         /// The remote node.
@@ -41,12 +44,12 @@ pub enum Action {
         /// The link.
         link: LinkId,
     },
-    /// Give a WebRTC signaling blob from the remote peer to the link's peer connection.
+    /// Give a WebRTC signal from the remote peer to the link's peer connection.
     Signal {
         /// The WebRTC link.
         link: LinkId,
-        /// Opaque signaling data (SDP or ICE candidate, as the adapter encoded it).
-        blob: Vec<u8>,
+        /// The signal: the remote description (offer or answer) or a remote ICE candidate.
+        signal: WebRtcSignal,
     },
 }
 

@@ -139,13 +139,17 @@ use rand_core::CryptoRng;
 pub use stats::{DropCause, Stats};
 pub use tree::TreeConfig;
 
+/// The typed WebRTC signal of [`Action::Signal`] and [`Engine::handle_signal`] (defined in
+/// [`wire::signal`](crate::wire::signal), with its compatibility rule).
+pub use crate::wire::WebRtcSignal;
+
 use self::{links::LinkEntry, peers::Peer, seen::SeenSet, whisper::PendingWhisper};
 use crate::{
     Identity, NodeId, NodeKey, Timestamp,
     conn::Received,
     crypto::{CryptoProvider, VerifyingKey},
     derive::{ResonanceContentKey, ResonanceKey},
-    wire::{Frame, MessageId, MessageType},
+    wire::{Frame, MessageId, MessageType, WireError},
 };
 
 /// An intent this node is attuned to.
@@ -514,6 +518,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 let limits = self.config.limits;
                 match Frame::decode(&data[..len], &limits) {
                     Ok(frame) => self.dispatch(now, link, frame.message),
+                    // A newer minor's kind of signal: not ours to understand, not hostile.
+                    Err(WireError::UnknownSignal { .. }) => self.stats.drop(DropCause::Unhandled),
                     Err(_) => {
                         self.stats.drop(DropCause::Invalid);
                         self.fail_link(now, link);
@@ -530,13 +536,18 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.close_link(now, link, DownReason::ProtocolError);
     }
 
-    /// A WebRTC signaling blob produced by the adapter for `link`'s remote peer; the engine
-    /// sends it end-to-end encrypted through the relay tunnel.
-    pub fn handle_signal(
+    /// A WebRTC signal produced by `link`'s peer connection (its offer or answer, a local ICE
+    /// candidate, the end of candidates) for the remote peer; the engine sends it end-to-end
+    /// encrypted through the relay tunnel. Owned or borrowed text alike.
+    ///
+    /// Fails with [`SendError::TooLarge`] when its text is longer than
+    /// [`Limits::max_signal_len`](crate::wire::Limits::max_signal_len) (the peer would refuse
+    /// it), and with [`SendError::NoRoute`] when `link` is not a WebRTC link or the tunnel is down.
+    pub fn handle_signal<S: AsRef<str>>(
         &mut self,
         now: Timestamp,
         link: LinkId,
-        blob: &[u8],
+        signal: &WebRtcSignal<S>,
     ) -> Result<(), SendError> {
         let now = self.advance(now);
         let peer = match self.links.get(&link).map(|l| &l.kind) {
@@ -545,7 +556,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             }) => *peer,
             _ => return Err(SendError::NoRoute),
         };
-        self.send_signal(now, peer, blob)
+        let len = signal.text_len();
+        if len > self.config.limits.max_signal_len {
+            return Err(SendError::TooLarge(len));
+        }
+        self.send_signal(now, peer, signal.as_deref())
     }
 
     /// Registers an extension for its message types and calls its `init`.

@@ -13,7 +13,10 @@ use crate::{
     NodeId, NodeKey, Timestamp,
     crypto::{CryptoProvider, link::PeerInfo},
     derive::ResonanceKey,
-    wire::{Found, Join, Lookup, Message, MessageType, Relay, RelayStage, Signal, Unreachable},
+    wire::{
+        Found, Join, Lookup, Message, MessageType, Relay, RelayStage, Signal, Unreachable,
+        WebRtcSignal,
+    },
 };
 
 /// How much better (in quality score) the relayed path must be to be preferred over a direct
@@ -337,12 +340,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         }
     }
 
-    /// Sends a signaling blob to `peer` through its tunnel.
+    /// Sends a WebRTC signal to `peer` through its tunnel.
     pub(crate) fn send_signal(
         &mut self,
         now: Timestamp,
         peer: NodeKey,
-        blob: &[u8],
+        signal: WebRtcSignal<&str>,
     ) -> Result<(), super::SendError> {
         let tunnel = self
             .peers
@@ -353,7 +356,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let msg = Message::Signal(Signal {
             target: peer,
             origin: *self.identity.node_id(),
-            payload: blob,
+            signal,
         });
         self.send_on(now, tunnel, msg, Class::Control)
             .map_err(|_| super::SendError::QueueFull)?;
@@ -361,16 +364,18 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         Ok(())
     }
 
-    /// A SIGNAL arrived from `from`: hand it to (or create) the WebRTC link.
+    /// A SIGNAL arrived from `from`: hand it to the WebRTC link it belongs to. An offer opens
+    /// one (we answer); anything else goes to the attempt under way or, once that is up (late
+    /// candidates), to the established WebRTC link, and is dropped when there is neither.
     pub(crate) fn on_signal(&mut self, now: Timestamp, from: NodeKey, signal: Signal<'_>) {
         if signal.target != *self.identity.node_id().key() || *signal.origin.key() != from {
             self.stats.drop(super::DropCause::Invalid);
             return;
         }
         let existing = self.peers.get(&from).and_then(|p| p.webrtc);
-        let link = match existing {
-            Some(l) => l,
-            None => {
+        let link = match (existing, signal.signal) {
+            (Some(l), _) => l,
+            (None, WebRtcSignal::Offer { .. }) => {
                 let addr = Addr::WebRtc {
                     peer: from,
                     offerer: false,
@@ -385,10 +390,27 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 self.push_action(Action::Connect { link, addr });
                 link
             }
+            (None, _) => {
+                let direct = self.peers.get(&from).and_then(|p| p.direct).filter(|l| {
+                    matches!(
+                        self.links.get(l).map(|e| &e.kind),
+                        Some(LinkKind::Direct {
+                            addr: Addr::WebRtc { .. }
+                        })
+                    )
+                });
+                match direct {
+                    Some(l) => l,
+                    None => {
+                        self.stats.drop(super::DropCause::Unhandled);
+                        return;
+                    }
+                }
+            }
         };
         self.push_action(Action::Signal {
             link,
-            blob: signal.payload.to_vec(),
+            signal: signal.signal.to_owned_signal(),
         });
     }
 

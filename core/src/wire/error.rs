@@ -43,6 +43,13 @@ pub enum WireError {
     /// The body does not decode as the type's structure.
     #[error("malformed {0:?} body")]
     Malformed(MessageType),
+    /// A SIGNAL carries a kind of WebRTC signal this version does not know (a newer minor
+    /// version's; see [`WebRtcSignal`](super::WebRtcSignal)).
+    #[error("unknown WebRTC signal variant {variant}")]
+    UnknownSignal {
+        /// The variant's index on the wire.
+        variant: u32,
+    },
     /// The message has travelled more hops than its limit (or the local cap) allows.
     #[error("hop count {hops} exceeds the limit {limit}")]
     HopLimitExceeded {

@@ -18,7 +18,9 @@ pub struct Limits {
     pub max_hop_limit: u8,
     /// Largest text field (error details, goodbye reasons). Default 256 bytes.
     pub max_text_len: usize,
-    /// Largest WebRTC signaling blob. Default 16 KiB.
+    /// Largest WebRTC signal: the total length of its text (an SDP, or a candidate with its
+    /// media id and username fragment; see
+    /// [`WebRtcSignal::text_len`](super::WebRtcSignal::text_len)). Default 16 KiB.
     pub max_signal_len: usize,
     /// Most entries in a list field (announced keys, exchanged peers, namespace members).
     /// Default 64.

@@ -8,7 +8,7 @@ use core::{fmt, time::Duration};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
-use super::{Limits, MessageType, WireError, bytes};
+use super::{Limits, MessageType, WebRtcSignal, WireError, bytes};
 use crate::{
     NodeId, NodeKey, Timestamp,
     derive::{ResonanceKey, WhisperTag},
@@ -197,16 +197,16 @@ pub struct Resonance<'a> {
     pub payload: &'a [u8],
 }
 
-/// SIGNAL: an opaque WebRTC signaling blob between two nodes.
+/// SIGNAL: WebRTC signaling between two nodes, sent inside their end-to-end tunnel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signal<'a> {
     /// The recipient.
     pub target: NodeKey,
     /// The sender.
     pub origin: NodeId,
-    /// The blob (end-to-end encrypted by the engine).
-    #[serde(serialize_with = "bytes::serialize")]
-    pub payload: &'a [u8],
+    /// The signal (see [`signal`](super::signal) for its compatibility rule).
+    #[serde(borrow)]
+    pub signal: WebRtcSignal<&'a str>,
 }
 
 /// ACK: acknowledges a whisper.
@@ -707,7 +707,10 @@ impl<'a> Message<'a> {
             MessageType::Whisper => Message::Whisper(take(kind, body)?),
             MessageType::Broadcast => Message::Broadcast(take(kind, body)?),
             MessageType::Resonance => Message::Resonance(take(kind, body)?),
-            MessageType::Signal => Message::Signal(take(kind, body)?),
+            MessageType::Signal => Message::Signal(take(kind, body).map_err(|e| match e {
+                WireError::Malformed(_) => super::signal::unknown_variant(body).unwrap_or(e),
+                e => e,
+            })?),
             MessageType::FileSync => Message::FileSync(take(kind, body)?),
             MessageType::MiningSignal => Message::MiningSignal(take(kind, body)?),
             MessageType::Dreamspace => Message::Dreamspace(take(kind, body)?),
@@ -754,10 +757,10 @@ impl<'a> Message<'a> {
             Message::Resonance(m) if !(0.0..=1.0).contains(&m.strength) => {
                 Err(WireError::StrengthOutOfRange)
             }
-            Message::Signal(m) if m.payload.len() > limits.max_signal_len => {
+            Message::Signal(m) if m.signal.text_len() > limits.max_signal_len => {
                 Err(WireError::FieldTooLarge {
                     field: "signal",
-                    len: m.payload.len(),
+                    len: m.signal.text_len(),
                     max: limits.max_signal_len,
                 })
             }

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! - **Version**: major and minor in one byte. Same major is compatible; a newer minor is accepted
-//!   (it may add message types or flags, which an older node rejects or ignores).
+//!   (it may add message types or flags, which an older node rejects or ignores, or kinds of
+//!   WebRTC signal: see [`signal`]).
 //! - **Type**: see [`MessageType`]; `0x80..=0xFF` is the custom-extension range.
 //! - **Flags**: bit 0 = padded. Other bits are reserved, sent as zero and ignored on receipt.
 //! - **Body**: postcard (varints, length-prefixed byte strings) of the type's struct in
@@ -29,6 +30,7 @@ mod frame;
 mod header;
 mod limits;
 pub mod message;
+pub mod signal;
 
 pub use error::{EncodeError, WireError};
 pub use frame::Frame;
@@ -39,3 +41,4 @@ pub use message::{
     Join, List, Lookup, Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage,
     Resonance, Route, Signal, Signature, Tree, Unreachable, Whisper, encode_node_ids,
 };
+pub use signal::WebRtcSignal;

@@ -1,6 +1,8 @@
 //! A deterministic in-memory network for engine tests: one real `Relay`, N real `Engine`s, real
 //! crypto, records passed by hand in order. Direct links (WebSocket or WebRTC) are emulated as
-//! in-memory pipes; WebRTC signals really travel through the engines (end to end, via the relay).
+//! in-memory pipes; WebRTC signals really travel through the engines (end to end, via the relay):
+//! the offerer's adapter sends an offer, the answerer's an answer, and each trickles one
+//! candidate and the end of candidates.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,7 +11,7 @@ use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
 use whispurr_core::{
     Identity, NodeKey, Timestamp,
     crypto::RustCrypto,
-    engine::{Action, Addr, Config, Engine, Event, LinkId, Output, drain},
+    engine::{Action, Addr, Config, Engine, Event, LinkId, Output, WebRtcSignal, drain},
     relay::{ClientId, Relay, RelayAction, RelayConfig},
 };
 
@@ -33,8 +35,8 @@ pub struct Net {
     pub dead: BTreeSet<usize>,
     /// Whether the relay accepts connections.
     pub relay_up: bool,
-    /// Signals seen by adapters (count).
-    pub signals: usize,
+    /// Signals the engines handed their adapters: (node, WebRTC link, signal), in order.
+    pub signals: Vec<(usize, LinkId, WebRtcSignal)>,
 }
 
 impl Net {
@@ -73,7 +75,7 @@ impl Net {
             webrtc: BTreeMap::new(),
             dead: BTreeSet::new(),
             relay_up: true,
-            signals: 0,
+            signals: Vec::new(),
         }
     }
 
@@ -173,9 +175,7 @@ impl Net {
                 self.webrtc.insert((i, peer), link);
                 if offerer {
                     // The adapter's peer connection produces an offer.
-                    self.nodes[i]
-                        .handle_signal(now, link, b"sdp-offer")
-                        .unwrap();
+                    self.local_signals(i, link, offer());
                 }
                 let j = (0..self.nodes.len()).find(|&j| self.key(j) == peer);
                 if let Some(j) = j
@@ -196,7 +196,13 @@ impl Net {
             Action::Connect { link, .. } => {
                 let _ = self.nodes[i].handle_link_down(now, link);
             }
-            Action::Signal { .. } => self.signals += 1,
+            Action::Signal { link, signal } => {
+                if matches!(signal, WebRtcSignal::Offer { .. }) {
+                    // The answerer's peer connection takes the offer and answers it.
+                    self.local_signals(i, link, answer());
+                }
+                self.signals.push((i, link, signal));
+            }
             Action::Close { link } => {
                 if let Some(client) = self.to_relay.remove(&(i, link)) {
                     self.from_relay.remove(&client);
@@ -208,6 +214,15 @@ impl Net {
                 }
                 self.webrtc.retain(|_, l| *l != link);
             }
+        }
+    }
+
+    /// What node i's peer connection on `link` produces after its description: the description,
+    /// one trickled candidate, the end of candidates.
+    fn local_signals(&mut self, i: usize, link: LinkId, description: WebRtcSignal) {
+        let now = self.now;
+        for signal in [description, candidate(i), WebRtcSignal::EndOfCandidates] {
+            self.nodes[i].handle_signal(now, link, &signal).unwrap();
         }
     }
 
@@ -278,6 +293,30 @@ impl Net {
     /// Kills node i: its traffic stops both ways and it never fires timers again.
     pub fn kill(&mut self, i: usize) {
         self.dead.insert(i);
+    }
+}
+
+/// The offer every offerer's adapter sends.
+pub fn offer() -> WebRtcSignal {
+    WebRtcSignal::Offer {
+        sdp: super::samples::SDP_OFFER.into(),
+    }
+}
+
+/// The answer every answerer's adapter sends.
+pub fn answer() -> WebRtcSignal {
+    WebRtcSignal::Answer {
+        sdp: super::samples::SDP_OFFER.replace("a=setup:actpass", "a=setup:active"),
+    }
+}
+
+/// The ICE candidate node i's adapter trickles.
+pub fn candidate(i: usize) -> WebRtcSignal {
+    WebRtcSignal::Candidate {
+        candidate: format!("candidate:{i} 1 udp 2122260223 192.0.2.{i} 5000{i} typ host"),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+        username_fragment: None,
     }
 }
 

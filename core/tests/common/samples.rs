@@ -8,7 +8,7 @@ use whispurr_core::{
     wire::{
         Ack, Announce, Broadcast, ErrorMsg, Extension, Found, Goodbye, Hello, Join, List, Lookup,
         Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route,
-        Signal, Signature, Tree, Unreachable, Whisper,
+        Signal, Signature, Tree, Unreachable, WebRtcSignal, Whisper,
     },
 };
 
@@ -16,6 +16,27 @@ use whispurr_core::{
 pub const KEYS: [u8; 96] = [0x21; 96];
 /// Two node IDs, as a PEERS / FOUND list.
 pub const IDS: [u8; 80] = [0x43; 80];
+
+/// A data-channel-only SDP offer, as a peer connection writes one (trickle ICE: no candidates).
+pub const SDP_OFFER: &str = "v=0\r\n\
+o=- 7031622519424813025 2 IN IP4 127.0.0.1\r\n\
+s=-\r\n\
+t=0 0\r\n\
+a=group:BUNDLE 0\r\n\
+a=msid-semantic: WMS\r\n\
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
+c=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:Qh7r\r\n\
+a=ice-pwd:c4Lm0pXbW2vYt9kN8sRfJd3e\r\n\
+a=ice-options:trickle\r\n\
+a=fingerprint:sha-256 5A:0C:91:7E:33:D2:48:B6:1F:AA:06:C7:9D:52:E4:3B:70:18:CF:65:2E:B9:04:D1:8A:F3:47:6C:95:20:BE:13\r\n\
+a=setup:actpass\r\n\
+a=mid:0\r\n\
+a=sctp-port:5000\r\n\
+a=max-message-size:262144\r\n";
+
+/// A trickled host candidate for [`SDP_OFFER`]'s media section.
+pub const CANDIDATE: &str = "candidate:842163049 1 udp 2122260223 192.0.2.17 52814 typ host generation 0 ufrag Qh7r network-id 1";
 
 /// A fixed "now" for samples: 2025-11-24, in ms.
 pub const NOW_MS: u64 = 1_764_000_000_000;
@@ -44,7 +65,8 @@ fn ext(payload: &[u8]) -> Extension<'_> {
     }
 }
 
-/// `(name, message)` for every message type, with `payload` where the type has one.
+/// `(name, message)` for every message type, with `payload` where the type has one (SIGNAL
+/// twice: an offer and a candidate).
 pub fn all(payload: &[u8]) -> Vec<(&'static str, Message<'_>)> {
     vec![
         (
@@ -124,7 +146,20 @@ pub fn all(payload: &[u8]) -> Vec<(&'static str, Message<'_>)> {
             Message::Signal(Signal {
                 target: NodeKey([0x11; 32]),
                 origin: node_id(),
-                payload,
+                signal: WebRtcSignal::Offer { sdp: SDP_OFFER },
+            }),
+        ),
+        (
+            "signal_candidate",
+            Message::Signal(Signal {
+                target: NodeKey([0x11; 32]),
+                origin: node_id(),
+                signal: WebRtcSignal::Candidate {
+                    candidate: CANDIDATE,
+                    sdp_mid: Some("0"),
+                    sdp_mline_index: Some(0),
+                    username_fragment: Some("Qh7r"),
+                },
             }),
         ),
         (
