@@ -100,21 +100,26 @@
 //! engine asks the adapter for a direct WebRTC link (signals travel end-to-end encrypted through
 //! the tunnel) and moves traffic to it when it comes up, back to the relay when it fails.
 
+mod broadcast;
 mod budget;
 mod config;
+mod direct;
 mod dispatch;
 mod drive;
 mod event;
+mod exchange;
 mod extension;
-mod gossip;
+mod hosting;
 mod links;
 mod membership;
 mod obfuscation;
 mod peers;
 mod quality;
+mod resonance;
 mod seen;
 mod stats;
 mod tree;
+mod tunnels;
 mod whisper;
 
 use alloc::{
@@ -124,6 +129,7 @@ use alloc::{
     vec::Vec,
 };
 
+pub use broadcast::{Flood, GossipStrategy};
 pub use budget::PayloadKind;
 pub use config::{BroadcastAuth, Config, MembershipConfig, Obfuscation};
 pub use drive::{Output, drain};
@@ -132,7 +138,6 @@ pub use event::{
     WhisperFailure,
 };
 pub use extension::{Extension, ExtensionContext, ExtensionMessage, Outgoing};
-pub use gossip::{Flood, GossipStrategy};
 pub use peers::{CAP_WEBRTC, MAX_KEYS_PER_PEER, PATH_HYSTERESIS};
 pub use quality::Quality;
 use rand_core::CryptoRng;
