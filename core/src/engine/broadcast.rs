@@ -199,6 +199,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         true
     }
 
+    /// A routed message was delivered to the application: counts it and its one-way latency
+    /// (origin timestamp to now; clocks are not synchronised, so this is indicative).
     pub(crate) fn note_latency(&mut self, now: Timestamp, route: &Route) {
         self.stats.messages_delivered += 1;
         self.stats.latency_sum_ms += now.as_millis().saturating_sub(route.timestamp);

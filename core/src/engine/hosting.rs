@@ -42,13 +42,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             target,
             payload,
         };
-        let message = match kind {
-            MessageType::FileSync => Message::FileSync(body),
-            MessageType::MiningSignal => Message::MiningSignal(body),
-            MessageType::Dreamspace => Message::Dreamspace(body),
-            MessageType::Custom(c) => Message::Custom(c, body),
-            _ => return Err(SendError::UnknownExtension),
-        };
+        let message = Message::extension(kind, body).ok_or(SendError::UnknownExtension)?;
         let targets = match target {
             Some(t) => {
                 if self.path_to(&t).is_none() {
@@ -73,12 +67,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         kind: MessageType,
         e: ExtBody<'_>,
     ) {
-        let message = match kind {
-            MessageType::FileSync => Message::FileSync(e),
-            MessageType::MiningSignal => Message::MiningSignal(e),
-            MessageType::Dreamspace => Message::Dreamspace(e),
-            MessageType::Custom(c) => Message::Custom(c, e),
-            _ => return,
+        let Some(message) = Message::extension(kind, e) else {
+            return;
         };
         if !self.admit(now, &message) {
             return;
@@ -103,12 +93,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         if e.target.is_none() && e.route.hops < e.route.effective_hop_limit(&self.config.limits) {
             let mut fwd = e;
             fwd.route.hops += 1;
-            let msg = match message {
-                Message::FileSync(_) => Message::FileSync(fwd),
-                Message::MiningSignal(_) => Message::MiningSignal(fwd),
-                Message::Dreamspace(_) => Message::Dreamspace(fwd),
-                Message::Custom(c, _) => Message::Custom(c, fwd),
-                _ => return,
+            let Some(msg) = Message::extension(kind, fwd) else {
+                return;
             };
             let targets = self.targets(&[from], |_| true);
             let n = self.push(now, &targets, msg, Class::Forward);

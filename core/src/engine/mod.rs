@@ -577,14 +577,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let now = self.advance(now);
         let types = extension.message_types();
         for t in &types {
-            let is_ext = matches!(
-                t,
-                MessageType::FileSync
-                    | MessageType::MiningSignal
-                    | MessageType::Dreamspace
-                    | MessageType::Custom(_)
-            );
-            if !is_ext {
+            if !t.is_extension() {
                 return Err(EngineError::NotExtensionType(*t));
             }
             if self.ext_types.contains_key(t) {

@@ -209,19 +209,13 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             self.stats.drop(DropCause::Duplicate);
             return;
         }
-        self.note_whisper_latency(now, &w.route);
+        self.note_latency(now, &w.route);
         self.push_event(Event::Whisper {
             id: w.route.id,
             from,
             tag: w.tag,
             payload: w.payload.to_vec(),
         });
-    }
-
-    fn note_whisper_latency(&mut self, now: Timestamp, route: &Route) {
-        self.stats.messages_delivered += 1;
-        self.stats.latency_sum_ms += now.as_millis().saturating_sub(route.timestamp);
-        self.stats.latency_samples += 1;
     }
 
     /// An acknowledgement.

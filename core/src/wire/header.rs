@@ -154,6 +154,18 @@ impl MessageType {
         }
     }
 
+    /// Whether extensions carry this type: FILE_SYNC, MINING_SIGNAL, DREAMSPACE or a custom
+    /// code (`0x80..=0xff`).
+    pub const fn is_extension(self) -> bool {
+        matches!(
+            self,
+            MessageType::FileSync
+                | MessageType::MiningSignal
+                | MessageType::Dreamspace
+                | MessageType::Custom(_)
+        )
+    }
+
     /// The type with this code, or [`WireError::UnknownType`].
     pub const fn from_code(code: u8) -> Result<Self, WireError> {
         Ok(match code {

@@ -596,6 +596,19 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The extension message of type `kind` carrying `body`; `None` when `kind` is not an
+    /// extension type ([`MessageType::is_extension`]). The one mapping from extension types to
+    /// messages.
+    pub fn extension(kind: MessageType, body: Extension<'a>) -> Option<Self> {
+        Some(match kind {
+            MessageType::FileSync => Message::FileSync(body),
+            MessageType::MiningSignal => Message::MiningSignal(body),
+            MessageType::Dreamspace => Message::Dreamspace(body),
+            MessageType::Custom(c) => Message::Custom(c, body),
+            _ => return None,
+        })
+    }
+
     /// The routing fields, for message types that have them.
     pub fn route(&self) -> Option<&Route> {
         match self {
