@@ -4,9 +4,12 @@
 
 use std::time::SystemTime;
 
+use rand::SeedableRng;
 use whispurr_core::{
     Identity, NodeId, Timestamp,
+    crypto::RustCrypto,
     derive::{ResonanceKey, WhisperTag},
+    engine::{Config, Engine, PayloadKind},
     wire::{Frame, HEADER_LEN, Limits, Message},
 };
 use whispurr_examples::samples;
@@ -60,6 +63,30 @@ fn main() {
         println!("{name:<20} {n:>6} {:>9}", n - carried);
     }
     println!("\nall frames round-tripped and validated");
+
+    println!(
+        "\n== the frame budget (frame limit {} bytes; every path, padding on or off)",
+        limits.max_frame_size
+    );
+    let engine = Engine::new(
+        Identity::generate(&mut rng, now),
+        Config::default(),
+        RustCrypto,
+        rand::rngs::StdRng::from_rng(&mut rng),
+        now,
+    );
+    for kind in [
+        PayloadKind::Whisper,
+        PayloadKind::Broadcast,
+        PayloadKind::Resonance,
+        PayloadKind::Extension,
+    ] {
+        println!(
+            "largest {:<10} payload: {:>6} bytes",
+            format!("{kind:?}").to_lowercase(),
+            engine.max_payload(kind)
+        );
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
