@@ -705,3 +705,35 @@ fn quality_scores_separate_a_lossy_path_from_a_clean_one_by_more_than_the_hyster
     similar.sample(Duration::from_millis(40));
     assert!(clean.score() <= similar.score() + PATH_HYSTERESIS);
 }
+
+#[test]
+fn a_shut_down_engine_asks_for_no_more_timeouts() {
+    let mut net = mesh(2);
+    assert!(net.nodes[0].poll_timeout().is_some(), "heartbeats are due");
+    let now = net.now;
+    net.nodes[0].shutdown(now);
+    assert_eq!(net.nodes[0].poll_timeout(), None);
+}
+
+#[test]
+fn every_link_gets_its_heartbeat_from_the_timer_table() {
+    // Only poll_timeout drives the engines here: if a link's deadline were missing from the
+    // table, its pings would stop and the peer would call it dead.
+    let mut net = mesh(3);
+    net.run_for(60 * SEC, MS100);
+    for i in 0..3 {
+        let ev = net.take(i);
+        assert_eq!(
+            count(&ev, |e| matches!(e, Event::PeerDown { .. })),
+            0,
+            "node {i}: {ev:?}"
+        );
+        for j in (0..3).filter(|&j| j != i) {
+            let q = net.nodes[i].path_qualities(&net.key(j));
+            assert!(!q.is_empty());
+            assert!(q.iter().all(|(_, q)| q.pings_sent >= 10), "{q:?}");
+        }
+        let relays = net.nodes[i].relay_qualities();
+        assert!(relays.iter().all(|(_, q)| q.pings_sent >= 10), "{relays:?}");
+    }
+}

@@ -11,6 +11,7 @@ use super::{
     Action, Addr, Engine,
     links::{Class, LinkKind},
     peers::CAP_WEBRTC,
+    timers::Timer,
 };
 use crate::{
     NodeKey, Timestamp,
@@ -40,6 +41,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             peer.direct_failures = peer.direct_failures.saturating_add(1);
             let wait = base.saturating_mul(1 << peer.direct_failures.min(6));
             peer.next_direct_try = wants.then(|| now.saturating_add(wait));
+            if let Some(at) = peer.next_direct_try {
+                self.timers.arm(Timer::Direct(key), at);
+            }
         }
     }
 

@@ -10,6 +10,7 @@ use super::{
     budget::relay_frame_len,
     obfuscation::{next_cover, pad_target, random_delay},
     quality::{PendingPing, Quality},
+    timers::Timer,
 };
 use crate::{
     NodeKey, Timestamp,
@@ -106,6 +107,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         }
         let id = LinkId(self.next_link);
         self.next_link += 1;
+        if matches!(kind, LinkKind::Relay { .. }) {
+            self.relay_links += 1;
+        }
         self.links.insert(
             id,
             LinkEntry {
@@ -121,6 +125,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 blocked: false,
             },
         );
+        self.arm_link(id);
         Ok(id)
     }
 
@@ -216,6 +221,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             if !d.is_zero() {
                 entry.hold_until = Some(now.saturating_add(d));
                 self.stats.jitter_delays += 1;
+                self.arm_link(link);
             }
         }
         Ok(())
@@ -427,6 +433,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Some(entry) = self.links.remove(&link) else {
             return;
         };
+        self.timers.remove(Timer::Link(link));
+        if matches!(entry.kind, LinkKind::Relay { .. }) {
+            self.relay_links -= 1;
+        }
         self.pending_tunnels.remove(&link);
         let peer = entry.peer_key();
         if entry.is_transport() {
@@ -480,8 +490,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let delay = base.min(self.config.reconnect_max);
         // Up to 25 % random spread so a fleet does not reconnect in lockstep.
         let spread = random_delay(&mut self.rng, delay / 4);
-        self.reconnects
-            .push((now.saturating_add(delay).saturating_add(spread), addr));
+        let at = now.saturating_add(delay).saturating_add(spread);
+        self.reconnects.push((at, addr));
+        self.timers.arm(Timer::Reconnect, at);
     }
 
     /// Heartbeats, dead links, handshake timeouts, cover traffic.
@@ -536,28 +547,57 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         }
     }
 
-    /// The earliest link timer.
-    pub(crate) fn link_deadline(&self) -> Option<Timestamp> {
-        let mut t: Option<Timestamp> = None;
-        let mut at = |x: Timestamp| t = Some(t.map_or(x, |t| t.min(x)));
-        for l in self.links.values() {
-            match &l.conn {
-                Some(c) if c.is_established() => {
-                    at(l.next_ping);
-                    if self.config.obfuscation.cover_interval.is_some() && l.next_cover.is_none() {
-                        at(l.opened);
-                    }
-                    at(c.last_recv.saturating_add(self.config.dead_after));
-                    if let Some(h) = l.hold_until {
-                        at(h);
-                    }
-                    if let Some(c) = l.next_cover {
-                        at(c);
-                    }
+    /// A link's earliest timer: heartbeat, dead link, cover frame or jitter hold once
+    /// established, else the handshake timeout.
+    fn link_deadline(&self, l: &LinkEntry<P>) -> Timestamp {
+        match &l.conn {
+            Some(c) if c.is_established() => {
+                let mut t = l
+                    .next_ping
+                    .min(c.last_recv.saturating_add(self.config.dead_after));
+                if self.config.obfuscation.cover_interval.is_some() && l.next_cover.is_none() {
+                    t = t.min(l.opened);
                 }
-                _ => at(l.opened.saturating_add(self.config.handshake_timeout)),
+                for x in [l.hold_until, l.next_cover].into_iter().flatten() {
+                    t = t.min(x);
+                }
+                t
+            }
+            _ => l.opened.saturating_add(self.config.handshake_timeout),
+        }
+    }
+
+    /// Arms `link`'s timer at its deadline if that is earlier than the one armed (see
+    /// [`Timers`](super::timers::Timers)): after anything that may bring it forward.
+    pub(crate) fn arm_link(&mut self, link: LinkId) {
+        if let Some(l) = self.links.get(&link) {
+            let at = self.link_deadline(l);
+            self.timers.arm(Timer::Link(link), at);
+        }
+    }
+
+    /// Rebuilds the timer table from every link, whisper, peer and reconnect: after the timers
+    /// have run.
+    pub(crate) fn rearm_all(&mut self) {
+        self.timers.clear();
+        let links: Vec<(LinkId, Timestamp)> = self
+            .links
+            .iter()
+            .map(|(id, l)| (*id, self.link_deadline(l)))
+            .collect();
+        for (id, at) in links {
+            self.timers.arm(Timer::Link(id), at);
+        }
+        for (id, p) in &self.pending {
+            self.timers.arm(Timer::Whisper(*id), p.next_try);
+        }
+        for (key, p) in &self.peers {
+            if let Some(at) = p.next_direct_try {
+                self.timers.arm(Timer::Direct(*key), at);
             }
         }
-        t
+        for (at, _) in &self.reconnects {
+            self.timers.arm(Timer::Reconnect, *at);
+        }
     }
 }

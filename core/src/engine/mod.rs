@@ -118,6 +118,7 @@ mod quality;
 mod resonance;
 mod seen;
 mod stats;
+mod timers;
 mod tree;
 mod tunnels;
 mod whisper;
@@ -193,6 +194,9 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) view: Option<membership::View>,
     pub(crate) tree: Option<tree::TreeState>,
     pub(crate) budget: budget::Budget,
+    pub(crate) timers: timers::Timers,
+    /// Relay links in `links` (whether to look namespaces up).
+    pub(crate) relay_links: usize,
 }
 
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
@@ -227,6 +231,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             view: config.membership.map(|m| membership::View::new(m, now)),
             tree: config.broadcast_tree.map(tree::TreeState::new),
             budget: budget::Budget::new(&config.limits),
+            timers: timers::Timers::default(),
+            relay_links: 0,
             config,
         }
     }
@@ -328,38 +334,25 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.events.pop_front()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called. It may come early
+    /// (a deadline moved later since it was armed); calling then is harmless. Cheap: the first
+    /// entry of the timer table and a few engine-wide deadlines, no scan.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let mut t = self.link_deadline();
-        let mut at = |x: Timestamp| t = Some(t.map_or(x, |t: Timestamp| t.min(x)));
-        for (when, _) in &self.reconnects {
-            at(*when);
+        if self.shut_down {
+            return None;
         }
-        for p in self.pending.values() {
-            at(p.next_try);
-        }
-        for p in self.peers.values() {
-            if let Some(d) = p.next_direct_try {
-                at(d);
-            }
-        }
-        if !self.extensions.is_empty() {
-            at(self.next_tick);
-        }
-        if self
-            .links
-            .values()
-            .any(|l| matches!(l.kind, links::LinkKind::Relay { .. }))
-        {
-            at(self.next_lookup);
-        }
-        if let Some(m) = self.membership_deadline() {
-            at(m);
-        }
-        if let Some(g) = self.tree_deadline() {
-            at(g);
-        }
-        t
+        let relays = (self.relay_links > 0).then_some(self.next_lookup);
+        let ticks = (!self.extensions.is_empty()).then_some(self.next_tick);
+        [
+            self.timers.next(),
+            relays,
+            ticks,
+            self.membership_deadline(),
+            self.tree_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Call when [`poll_timeout`](Self::poll_timeout)'s deadline has passed (calling early is
@@ -395,6 +388,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             self.run_extensions(now, |ext, ctx| ext.tick(ctx));
         }
         self.seen.expire(now);
+        self.rearm_all();
     }
 
     /// Connects to a relay server; reconnects with exponential backoff whenever it drops. An
@@ -517,7 +511,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     ) {
         match received {
             Ok(Received::Handshaking) => {}
-            Ok(Received::Established(info)) => self.link_established(now, link, info),
+            Ok(Received::Established(info)) => {
+                self.link_established(now, link, info);
+                // Its deadline is now the heartbeat's, no longer the handshake's.
+                self.arm_link(link);
+            }
             Ok(Received::Frame(len)) => {
                 self.stats.frames_received += 1;
                 let limits = self.config.limits;

@@ -111,6 +111,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 match idle {
                     Some(k) => {
                         self.peers.remove(&k);
+                        self.timers.remove(super::timers::Timer::Direct(k));
                     }
                     None => return None,
                 }
@@ -216,6 +217,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 {
                     // Try the direct path at the next timer.
                     p.next_direct_try = Some(now);
+                    self.timers.arm(super::timers::Timer::Direct(key), now);
                 }
                 self.refresh_path(key, DownReason::LinkLost);
                 self.send_announce(now, link);

@@ -8,6 +8,7 @@ use rand_core::CryptoRng;
 
 use super::{
     DropCause, Engine, Event, LinkId, SendError, WhisperFailure, links::Class, seen::Verdict,
+    timers::Timer,
 };
 use crate::{
     NodeKey, Timestamp,
@@ -64,6 +65,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         };
         self.try_whisper(now, &mut pending);
         self.stats.messages_sent += 1;
+        self.timers.arm(Timer::Whisper(route.id), pending.next_try);
         self.pending.insert(route.id, pending);
         Ok(route.id)
     }
@@ -221,6 +223,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// An acknowledgement.
     pub(crate) fn on_ack(&mut self, id: MessageId) {
         if self.pending.remove(&id).is_some() {
+            self.timers.remove(Timer::Whisper(id));
             self.stats.whispers_delivered += 1;
             self.push_event(Event::WhisperDelivered { id });
         }
