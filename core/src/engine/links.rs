@@ -482,7 +482,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         }
     }
 
-    fn schedule_reconnect(&mut self, now: Timestamp, addr: String) {
+    pub(crate) fn schedule_reconnect(&mut self, now: Timestamp, addr: String) {
         let attempt = self.reconnect_attempts.entry(addr.clone()).or_insert(0);
         let exp = (*attempt).min(16);
         *attempt += 1;

@@ -377,7 +377,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             due.into_iter().map(|(_, a)| a).collect()
         };
         for addr in due {
-            let _ = self.connect_relay(now, addr);
+            // No link slot now (the table is full): try again later, with backoff, rather
+            // than lose the relay for good.
+            if self.connect_relay(now, addr.clone()).is_err() {
+                self.schedule_reconnect(now, addr);
+            }
         }
         if now >= self.next_lookup {
             self.next_lookup = now.saturating_add(self.config.lookup_interval);
