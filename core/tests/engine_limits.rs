@@ -11,8 +11,8 @@ use whispurr_core::{
     conn::{Conn, Received},
     crypto::{RustCrypto, sign::sign_broadcast},
     engine::{
-        Action, Addr, Config, DownReason, Engine, EngineError, Event, LinkId, Obfuscation,
-        SendError, TreeConfig, WebRtcSignal,
+        Action, Addr, CAP_WEBRTC, Config, DownReason, Engine, EngineError, Event, LinkId,
+        Obfuscation, SendError, TreeConfig, WebRtcSignal,
     },
     wire::{Broadcast, Frame, Limits, Message, MessageId, Ping, Route, Signal, Signature, Tree},
 };
@@ -38,7 +38,12 @@ struct RawPeer {
 
 impl RawPeer {
     fn connect(engine: &mut Node, seed: u64) -> Self {
-        let (identity, conn, link) = common::net::raw_peer(engine, seed);
+        Self::connect_with(engine, seed, 0)
+    }
+
+    /// A raw peer announcing `capabilities`.
+    fn connect_with(engine: &mut Node, seed: u64, capabilities: u64) -> Self {
+        let (identity, conn, link) = common::net::raw_peer_with(engine, seed, capabilities);
         let mut peer = RawPeer {
             identity,
             conn,
@@ -269,10 +274,32 @@ fn signal_to<'a>(engine: &Node, peer: &RawPeer, signal: WebRtcSignal<&'a str>) -
     })
 }
 
+/// An engine that may answer WebRTC offers, and a WebRTC-capable raw peer whose key is the
+/// smaller (so it is the one that offers).
+fn webrtc_pair() -> (Node, RawPeer) {
+    let config = Config {
+        link: whispurr_core::crypto::link::LinkConfig {
+            capabilities: CAP_WEBRTC,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let mut engine = node(1, config);
+    let peer = (2..)
+        .map(|seed| {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            (seed, Identity::generate(&mut rng, START))
+        })
+        .find(|(_, id)| id.node_id().key() < engine.node_id().key())
+        .map(|(seed, _)| seed)
+        .unwrap();
+    let peer = RawPeer::connect_with(&mut engine, peer, CAP_WEBRTC);
+    (engine, peer)
+}
+
 #[test]
 fn an_offer_opens_an_answering_webrtc_link_and_the_next_signals_follow_it() {
-    let mut engine = node(1, Config::default());
-    let mut peer = RawPeer::connect(&mut engine, 2);
+    let (mut engine, mut peer) = webrtc_pair();
     while engine.poll_action().is_some() {}
     let sdp = "v=0\r\ns=-\r\n";
     let offer = signal_to(&engine, &peer, WebRtcSignal::Offer { sdp });
@@ -315,8 +342,7 @@ fn an_offer_opens_an_answering_webrtc_link_and_the_next_signals_follow_it() {
 
 #[test]
 fn only_an_offer_opens_a_webrtc_link() {
-    let mut engine = node(1, Config::default());
-    let mut peer = RawPeer::connect(&mut engine, 2);
+    let (mut engine, mut peer) = webrtc_pair();
     while engine.poll_action().is_some() {}
     for signal in [
         WebRtcSignal::Answer { sdp: "v=0" },

@@ -32,6 +32,20 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 .is_some_and(|p| p.capabilities & CAP_WEBRTC != 0)
     }
 
+    /// Whether to answer `key`'s WebRTC offer: direct paths are enabled and both sides support
+    /// them, and `key` is the smaller key (the side that offers, as [`wants_direct`] says).
+    ///
+    /// [`wants_direct`]: Self::wants_direct
+    fn accepts_direct(&self, key: &NodeKey) -> bool {
+        self.config.try_direct
+            && self.config.link.capabilities & CAP_WEBRTC != 0
+            && key < self.identity.node_id().key()
+            && self
+                .peers
+                .get(key)
+                .is_some_and(|p| p.capabilities & CAP_WEBRTC != 0)
+    }
+
     /// A direct attempt failed: back off before the next.
     pub(crate) fn direct_failed(&mut self, now: Timestamp, key: NodeKey) {
         let base = self.config.direct_retry;
@@ -128,6 +142,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let existing = self.peers.get(&from).and_then(|p| p.webrtc);
         let link = match (existing, signal.signal) {
             (Some(l), _) => l,
+            (None, WebRtcSignal::Offer { .. }) if !self.accepts_direct(&from) => {
+                // An offer we never agreed to: answering it would open a WebRTC connection and
+                // hand our addresses (ICE candidates) to a peer that asked for them.
+                self.stats.drop(super::DropCause::Unhandled);
+                return;
+            }
             (None, WebRtcSignal::Offer { .. }) => {
                 let addr = Addr::WebRtc {
                     peer: from,

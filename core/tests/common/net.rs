@@ -326,6 +326,15 @@ pub fn raw_peer(
     engine: &mut Node,
     seed: u64,
 ) -> (Identity, whispurr_core::conn::Conn<RustCrypto>, LinkId) {
+    raw_peer_with(engine, seed, 0)
+}
+
+/// [`raw_peer`] announcing `capabilities` in its handshake.
+pub fn raw_peer_with(
+    engine: &mut Node,
+    seed: u64,
+    capabilities: u64,
+) -> (Identity, whispurr_core::conn::Conn<RustCrypto>, LinkId) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let identity = Identity::generate(&mut rng, START);
     let link = engine.handle_incoming(START).unwrap();
@@ -333,11 +342,63 @@ pub fn raw_peer(
         RustCrypto,
         &identity,
         None,
-        whispurr_core::crypto::link::LinkConfig::default(),
+        whispurr_core::crypto::link::LinkConfig {
+            capabilities,
+            ..Default::default()
+        },
         1 << 20,
         65_535,
         START,
         &mut rng,
     );
     (identity, conn, link)
+}
+
+/// A node with its own seeded identity and RNG.
+pub fn node(seed: u64, config: Config) -> Node {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let id = Identity::generate(&mut rng, START);
+    Engine::new(id, config, RustCrypto, rng, START)
+}
+
+/// The first seed from 100 whose identity's key satisfies `want`.
+pub fn seed_with_key(want: impl Fn(&NodeKey) -> bool) -> u64 {
+    (100..)
+        .find(|&seed| {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            want(Identity::generate(&mut rng, START).node_id().key())
+        })
+        .unwrap()
+}
+
+/// Moves records both ways between `engine` and a raw peer's `conn` on `link` until quiet
+/// (records for other links are dropped).
+pub fn pump_raw(
+    engine: &mut Node,
+    conn: &mut whispurr_core::conn::Conn<RustCrypto>,
+    link: LinkId,
+) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    for _ in 0..100 {
+        let mut moved = false;
+        while let Some(r) = conn.pop_record() {
+            moved = true;
+            let _ = engine.handle_data(START, link, r);
+        }
+        while let Some(mut t) = engine.poll_transmit(START) {
+            moved = true;
+            if t.link != link {
+                continue;
+            }
+            if let Ok(whispurr_core::conn::Received::Frame(n)) =
+                conn.handle_data(START, &mut t.record)
+            {
+                frames.push(t.record[..n].to_vec());
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    frames
 }
