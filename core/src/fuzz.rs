@@ -16,7 +16,7 @@ use crate::{
         seal,
     },
     engine::{BroadcastAuth, Config, Engine, LinkId, Output, drain},
-    wire::{Frame, Limits, MessageId},
+    wire::{Frame, Limits},
 };
 
 /// Decodes arbitrary bytes as a frame; every accepted frame must validate without panicking and
@@ -107,13 +107,7 @@ pub fn handshake(data: &[u8]) {
     let (me, _) = handshake_identities();
     let mut out = [0u8; MAX_HANDSHAKE_LEN];
     let mut plain = alloc::vec![0u8; data.len()];
-    let _ = seal::open(
-        &RustCrypto,
-        me.key_pair(),
-        &MessageId([0; 16]),
-        data,
-        &mut plain,
-    );
+    let _ = seal::open(&RustCrypto, me.key_pair(), data, &mut plain);
     let [mode, len, rest @ ..] = data else {
         return;
     };

@@ -216,20 +216,10 @@ fn wrong_static_key_fails_the_handshake() {
         KeyPair::generate(&mut rng(2)),
         KeyPair::generate(&mut rng(3)),
     );
-    let id = MessageId([9; 16]);
     let mut out = [0u8; 256];
-    let n = seal(
-        &RustCrypto,
-        &mut rng(4),
-        &a,
-        c.public(),
-        &id,
-        b"for c",
-        &mut out,
-    )
-    .unwrap();
+    let n = seal(&RustCrypto, &mut rng(4), &a, c.public(), b"for c", &mut out).unwrap();
     assert_eq!(
-        open(&RustCrypto, &b, &id, &out[..n], &mut [0u8; 256]).unwrap_err(),
+        open(&RustCrypto, &b, &out[..n], &mut [0u8; 256]).unwrap_err(),
         CryptoError::Decrypt
     );
 }
@@ -392,7 +382,6 @@ fn rekeying_keeps_both_sides_in_step() {
 #[test]
 fn sealed_whispers_hide_content_and_prove_the_sender() {
     let (alice, bob) = (identity(1), identity(2));
-    let id = MessageId([3; 16]);
     let text = b"meet at the usual place";
     let mut boxed = [0u8; 256];
     let n = seal(
@@ -400,7 +389,6 @@ fn sealed_whispers_hide_content_and_prove_the_sender() {
         &mut rng(9),
         alice.key_pair(),
         bob.node_id().key(),
-        &id,
         text,
         &mut boxed,
     )
@@ -411,19 +399,12 @@ fn sealed_whispers_hide_content_and_prove_the_sender() {
         "plaintext visible"
     );
     let mut out = [0u8; 256];
-    let (sender, m) = open(&RustCrypto, bob.key_pair(), &id, &boxed[..n], &mut out).unwrap();
+    let (sender, m) = open(&RustCrypto, bob.key_pair(), &boxed[..n], &mut out).unwrap();
     assert_eq!(sender, *alice.node_id().key());
     assert_eq!(&out[..m], text);
-    // Bound to its message id.
+    // Only the recipient can open it.
     assert_eq!(
-        open(
-            &RustCrypto,
-            bob.key_pair(),
-            &MessageId([4; 16]),
-            &boxed[..n],
-            &mut out
-        )
-        .unwrap_err(),
+        open(&RustCrypto, alice.key_pair(), &boxed[..n], &mut out).unwrap_err(),
         CryptoError::Decrypt
     );
     // Tampering anywhere fails (a flipped ephemeral key may even be off the curve).
@@ -431,13 +412,13 @@ fn sealed_whispers_hide_content_and_prove_the_sender() {
         let mut t = boxed;
         t[i] ^= 0x04;
         assert!(
-            open(&RustCrypto, bob.key_pair(), &id, &t[..n], &mut out).is_err(),
+            open(&RustCrypto, bob.key_pair(), &t[..n], &mut out).is_err(),
             "byte {i}"
         );
     }
     // Truncated.
-    assert!(open(&RustCrypto, bob.key_pair(), &id, &boxed[..n - 1], &mut out).is_err());
-    assert!(open(&RustCrypto, bob.key_pair(), &id, &boxed[..40], &mut out).is_err());
+    assert!(open(&RustCrypto, bob.key_pair(), &boxed[..n - 1], &mut out).is_err());
+    assert!(open(&RustCrypto, bob.key_pair(), &boxed[..40], &mut out).is_err());
 }
 
 #[cfg(feature = "ring")]
@@ -445,20 +426,18 @@ fn sealed_whispers_hide_content_and_prove_the_sender() {
 fn sealed_whispers_across_providers() {
     use whispurr_core::crypto::Ring;
     let (alice, bob) = (identity(1), identity(2));
-    let id = MessageId([3; 16]);
     let mut boxed = [0u8; 256];
     let n = seal(
         &Ring,
         &mut rng(9),
         alice.key_pair(),
         bob.node_id().key(),
-        &id,
         b"hi",
         &mut boxed,
     )
     .unwrap();
     let mut out = [0u8; 256];
-    let (sender, m) = open(&RustCrypto, bob.key_pair(), &id, &boxed[..n], &mut out).unwrap();
+    let (sender, m) = open(&RustCrypto, bob.key_pair(), &boxed[..n], &mut out).unwrap();
     assert_eq!((sender, &out[..m]), (*alice.node_id().key(), &b"hi"[..]));
 }
 

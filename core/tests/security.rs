@@ -105,3 +105,143 @@ fn finding_08_a_peer_cannot_force_a_webrtc_connection() {
         );
     }
 }
+
+/// The engine with a relay link to a relay the attacker runs: a real responder session, so the
+/// attacker reads every frame the node sends to its relay and can answer anything.
+struct EvilRelay {
+    conn: whispurr_core::conn::Conn<whispurr_core::crypto::RustCrypto>,
+    link: whispurr_core::engine::LinkId,
+}
+
+impl EvilRelay {
+    fn attach(engine: &mut common::net::Node) -> Self {
+        use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+        use whispurr_core::{Identity, conn::Conn, crypto::RustCrypto, engine::Action};
+        let now = common::net::START;
+        let link = engine.add_relay(now, "wss://evil.example/").unwrap();
+        assert!(matches!(engine.poll_action(), Some(Action::Connect { .. })));
+        engine.handle_link_up(now, link).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(666);
+        let identity = Identity::generate(&mut rng, now);
+        let conn = Conn::responder(
+            RustCrypto,
+            &identity,
+            Default::default(),
+            1 << 20,
+            65_535,
+            now,
+            &mut rng,
+        );
+        let mut relay = EvilRelay { conn, link };
+        relay.pump(engine);
+        assert!(relay.conn.is_established());
+        relay
+    }
+
+    /// Moves records both ways; returns the frames the node sent to its relay.
+    fn pump(&mut self, engine: &mut common::net::Node) -> Vec<Vec<u8>> {
+        common::net::pump_raw(engine, &mut self.conn, self.link)
+    }
+}
+
+/// Finding 2: a relay could read a whisper's id, drop the whisper and fake its delivery with a
+/// sealed ACK from a throwaway identity.
+#[test]
+fn finding_02_a_relay_can_neither_see_a_whisper_id_nor_fake_its_delivery() {
+    use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    use whispurr_core::{
+        Identity,
+        crypto::{RustCrypto, seal},
+        wire::{Ack, Frame, Limits, Message, Relay, RelayStage},
+    };
+    let mut engine = common::net::node(
+        1,
+        Config {
+            auto_connect: false,
+            ..Config::default()
+        },
+    );
+    let mut relay = EvilRelay::attach(&mut engine);
+    let victim = Identity::generate(&mut ChaCha20Rng::seed_from_u64(2), common::net::START);
+    let now = common::net::START;
+    let id = engine
+        .whisper(now, *victim.node_id().key(), None, b"for the victim only")
+        .unwrap();
+    let frames = relay.pump(&mut engine);
+    // What the relay carries for the victim: one sealed box, with no trace of the whisper id.
+    let sealed: Vec<Vec<u8>> = frames
+        .iter()
+        .filter_map(
+            |f| match Frame::decode(f, &Limits::default()).ok()?.message {
+                Message::Relay(r) if r.stage == RelayStage::Sealed => Some(r.payload.to_vec()),
+                _ => None,
+            },
+        )
+        .collect();
+    assert_eq!(sealed.len(), 1);
+    assert!(
+        !sealed[0].windows(16).any(|w| w == id.0),
+        "the id is visible"
+    );
+
+    // Even a relay that learned the id cannot fake the acknowledgement: a sealed ACK from a
+    // throwaway identity (honestly sealed, so the box itself opens) does not count.
+    let throwaway = Identity::generate(&mut ChaCha20Rng::seed_from_u64(3), now);
+    let ack = Message::Ack(Ack { id });
+    let mut plain = vec![0u8; 64];
+    let n = Frame::new(ack).encode(&mut plain).unwrap();
+    let mut boxed = vec![0u8; n + seal::SEAL_OVERHEAD];
+    let len = seal::seal(
+        &RustCrypto,
+        &mut ChaCha20Rng::seed_from_u64(4),
+        throwaway.key_pair(),
+        engine.node_id().key(),
+        &plain[..n],
+        &mut boxed,
+    )
+    .unwrap();
+    for peer in [*throwaway.node_id().key(), *victim.node_id().key()] {
+        let forged = Message::Relay(Relay {
+            peer,
+            stage: RelayStage::Sealed,
+            payload: &boxed[..len],
+        });
+        relay
+            .conn
+            .queue_frame(&Frame::new(forged), 0, true)
+            .unwrap();
+        relay.pump(&mut engine);
+    }
+    let ev: Vec<Event> = std::iter::from_fn(|| engine.poll_event()).collect();
+    assert_eq!(
+        count(&ev, |e| matches!(e, Event::WhisperDelivered { .. })),
+        0,
+        "{ev:?}"
+    );
+    assert_eq!(engine.stats().whispers_delivered, 0);
+    // Both forgeries are counted: under its own key the ACK is not the addressee's, and under
+    // the victim's key the box does not prove the victim sent it.
+    assert_eq!(engine.stats().dropped_invalid, 2);
+    // The node keeps retrying and finally says it failed; it never claims delivery.
+    let mut failed = false;
+    for _ in 0..100 {
+        let Some(t) = engine.poll_timeout() else {
+            break;
+        };
+        engine.handle_timeout(t);
+        relay.pump(&mut engine);
+        let ev: Vec<Event> = std::iter::from_fn(|| engine.poll_event()).collect();
+        assert_eq!(
+            count(&ev, |e| matches!(e, Event::WhisperDelivered { .. })),
+            0
+        );
+        if ev
+            .iter()
+            .any(|e| matches!(e, Event::WhisperFailed { id: f, .. } if *f == id))
+        {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the whisper was reported failed");
+}

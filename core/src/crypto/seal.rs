@@ -5,10 +5,11 @@
 //! e (32) | encrypted sender static key (32 + 16) | encrypted plaintext (n + 16)
 //! ```
 //!
-//! Intermediaries see only ciphertext; the recipient learns the sender's key and knows it is
-//! authentic (the `ss` DH proves it). The outer message id is bound into the prologue, so a
-//! sealed box cannot be lifted into another message. X has no replay protection of its own:
-//! the receiver's seen-set of message ids provides it.
+//! Intermediaries see only ciphertext: the whole frame is the plaintext, message id included,
+//! so a relay carrying the box learns no id it could match against anything (nor lift the box
+//! into another message). The recipient learns the sender's key and knows it is authentic (the
+//! `ss` DH proves it). X has no replay protection of its own: the receiver's seen-set of message
+//! ids provides it.
 
 use rand_core::CryptoRng;
 
@@ -16,26 +17,21 @@ use super::{
     CryptoError, CryptoProvider, KeyPair,
     noise::{HandshakePattern, HandshakeState, P256},
 };
-use crate::{NodeKey, wire::MessageId};
+use crate::NodeKey;
 
 /// Bytes a sealed box adds to its plaintext: 32 + 48 + 16.
 pub const SEAL_OVERHEAD: usize = 96;
 
-fn prologue(id: &MessageId) -> [u8; 36] {
-    let mut p = [0u8; 36];
-    p[..20].copy_from_slice(b"whispurr/1 whisper  ");
-    p[20..].copy_from_slice(&id.0);
-    p
-}
+/// Domain separation of sealed boxes from every other use of the Noise state objects.
+const PROLOGUE: &[u8] = b"whispurr/1 sealed";
 
-/// Seals `plaintext` from `sender` to `recipient` for message `id` into `out`; returns the
-/// sealed length (`plaintext.len() + SEAL_OVERHEAD`).
+/// Seals `plaintext` from `sender` to `recipient` into `out`; returns the sealed length
+/// (`plaintext.len() + SEAL_OVERHEAD`).
 pub fn seal<P: CryptoProvider, R: CryptoRng + ?Sized>(
     provider: &P,
     rng: &mut R,
     sender: &KeyPair,
     recipient: &NodeKey,
-    id: &MessageId,
     plaintext: &[u8],
     out: &mut [u8],
 ) -> Result<usize, CryptoError> {
@@ -44,7 +40,7 @@ pub fn seal<P: CryptoProvider, R: CryptoRng + ?Sized>(
         provider.clone(),
         HandshakePattern::X,
         true,
-        &prologue(id),
+        PROLOGUE,
         Some(sender.clone()),
         Some(recipient.0),
         rng,
@@ -57,7 +53,6 @@ pub fn seal<P: CryptoProvider, R: CryptoRng + ?Sized>(
 pub fn open<P: CryptoProvider>(
     provider: &P,
     recipient: &KeyPair,
-    id: &MessageId,
     sealed: &[u8],
     out: &mut [u8],
 ) -> Result<(NodeKey, usize), CryptoError> {
@@ -65,7 +60,7 @@ pub fn open<P: CryptoProvider>(
         P256(provider.clone()),
         provider.clone(),
         HandshakePattern::X,
-        &prologue(id),
+        PROLOGUE,
         recipient.clone(),
     )?;
     let n = hs.read_message(sealed, out)?;

@@ -114,24 +114,19 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Ok(n) = frame.encode(&mut plain) else {
             return false;
         };
-        let id = match message.route() {
-            Some(r) => r.id,
-            None => self.new_id(),
-        };
-        let mut sealed = alloc::vec![0u8; 16 + n + seal::SEAL_OVERHEAD];
-        sealed[..16].copy_from_slice(&id.0);
+        // The frame, its id included, is all inside the box: the relay sees no id.
+        let mut sealed = alloc::vec![0u8; n + seal::SEAL_OVERHEAD];
         let Ok(len) = seal::seal(
             &self.provider,
             &mut self.rng,
             self.identity.key_pair(),
             &to,
-            &id,
             &plain[..n],
-            &mut sealed[16..],
+            &mut sealed,
         ) else {
             return false;
         };
-        sealed.truncate(16 + len);
+        sealed.truncate(len);
         let relayed = Message::Relay(Relay {
             peer: to,
             stage: RelayStage::Sealed,
@@ -142,17 +137,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
 
     /// A sealed box arrived through a relay from `from`.
     pub(crate) fn on_sealed(&mut self, now: Timestamp, from: NodeKey, payload: &[u8]) {
-        let Some((id, boxed)) = payload.split_first_chunk::<16>() else {
-            self.stats.drop(DropCause::Invalid);
-            return;
-        };
-        let id = MessageId(*id);
-        let mut plain = alloc::vec![0u8; boxed.len()];
+        let mut plain = alloc::vec![0u8; payload.len()];
         let Ok((sender, n)) = seal::open(
             &self.provider,
             self.identity.key_pair(),
-            &id,
-            boxed,
+            payload,
             &mut plain,
         ) else {
             self.stats.drop(DropCause::Invalid);
@@ -168,8 +157,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             return;
         };
         match frame.message {
-            Message::Whisper(w) if w.route.id == id => self.on_whisper(now, sender, None, w),
-            Message::Ack(a) => self.on_ack(a.id),
+            Message::Whisper(w) => self.on_whisper(now, sender, None, w),
+            Message::Ack(a) => self.on_ack(sender, a.id),
             _ => self.stats.drop(DropCause::Unhandled),
         }
     }
@@ -220,8 +209,18 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         });
     }
 
-    /// An acknowledgement.
-    pub(crate) fn on_ack(&mut self, id: MessageId) {
+    /// An acknowledgement from `from`, authenticated (by its session or its sealed box). Only
+    /// the addressee's counts: anyone else's is dropped, so no relay or peer can fake a
+    /// delivery.
+    pub(crate) fn on_ack(&mut self, from: NodeKey, id: MessageId) {
+        match self.pending.get(&id) {
+            Some(p) if p.to == from => {}
+            Some(_) => {
+                self.stats.drop(DropCause::Invalid);
+                return;
+            }
+            None => return,
+        }
         if self.pending.remove(&id).is_some() {
             self.timers.remove(Timer::Whisper(id));
             self.stats.whispers_delivered += 1;
