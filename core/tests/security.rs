@@ -245,3 +245,59 @@ fn finding_02_a_relay_can_neither_see_a_whisper_id_nor_fake_its_delivery() {
     }
     assert!(failed, "the whisper was reported failed");
 }
+
+/// Finding 6: first handshake messages through a relay from ever new sources each allocated a
+/// tunnel (and cost a key generation and two ECDH), until the link table was full.
+#[test]
+fn finding_06_fake_tunnels_cannot_fill_the_link_table() {
+    use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    use whispurr_core::{
+        Identity, NodeKey,
+        conn::Conn,
+        crypto::RustCrypto,
+        wire::{Frame, Message, Relay, RelayStage},
+    };
+    let config = Config::default();
+    let (max_links, max_inbound) = (config.max_links, config.max_inbound_tunnels);
+    let mut engine = common::net::node(1, config);
+    let mut relay = EvilRelay::attach(&mut engine);
+    let now = common::net::START;
+    // The relay claims a fresh source for each first message (it costs it nothing).
+    let first_message = |seed: u64| {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let id = Identity::generate(&mut rng, now);
+        let mut c = Conn::initiator(
+            RustCrypto,
+            &id,
+            None,
+            Default::default(),
+            1 << 20,
+            65_535,
+            now,
+            &mut rng,
+        );
+        c.pop_record().unwrap()
+    };
+    let attempts = 2 * max_links as u64;
+    for k in 0..attempts {
+        let payload = first_message(1_000 + k);
+        let msg = Message::Relay(Relay {
+            peer: NodeKey([k as u8 + 1; 32]),
+            stage: RelayStage::Handshake,
+            payload: &payload,
+        });
+        relay.conn.queue_frame(&Frame::new(msg), 0, true).unwrap();
+        relay.pump(&mut engine);
+    }
+    let refused = engine.stats().dropped_refused;
+    assert!(
+        refused >= attempts - max_inbound as u64,
+        "{refused} of {attempts} refused"
+    );
+    // The node can still open links of its own.
+    for k in 0..(max_links - 1 - max_inbound) {
+        engine
+            .connect_peer(now, &format!("ws://127.0.0.1:{}/", 9000 + k))
+            .unwrap();
+    }
+}

@@ -114,6 +114,14 @@ pub struct Config {
     pub link: LinkConfig,
     /// Most links of any kind (relay, direct, tunnelled) at once.
     pub max_links: usize,
+    /// Most end-to-end tunnels other nodes opened to us through relays, handshaking or
+    /// established. Anyone at a relay can start one for the price of 32 bytes, so they get a
+    /// share of `max_links`, never all of it: the rest stays for the links this node opens.
+    pub max_inbound_tunnels: usize,
+    /// Rate of tunnel handshakes other nodes may start through relays (each costs this node a
+    /// key generation and two ECDH). Beyond it the first message is dropped unanswered, before
+    /// any of that is paid.
+    pub inbound_tunnel_rate: crate::relay::RateLimit,
     /// Most known peers.
     pub max_peers: usize,
     /// Bytes of sealed records a link may hold unsent.
@@ -183,6 +191,11 @@ impl Default for Config {
             limits: Limits::default(),
             link: LinkConfig::default(),
             max_links: 64,
+            max_inbound_tunnels: 16,
+            inbound_tunnel_rate: crate::relay::RateLimit {
+                per_second: 10,
+                burst: 20,
+            },
             max_peers: 256,
             max_queue_bytes: 1 << 20,
             max_seen: 16_384,

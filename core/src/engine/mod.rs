@@ -197,6 +197,8 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) timers: timers::Timers,
     /// Relay links in `links` (whether to look namespaces up).
     pub(crate) relay_links: usize,
+    /// Tunnel handshakes other nodes may still start now (`Config::inbound_tunnel_rate`).
+    pub(crate) inbound_tunnel_bucket: crate::relay::rate::TokenBucket,
 }
 
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
@@ -233,6 +235,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             budget: budget::Budget::new(&config.limits),
             timers: timers::Timers::default(),
             relay_links: 0,
+            inbound_tunnel_bucket: crate::relay::rate::TokenBucket::full(
+                &config.inbound_tunnel_rate,
+                now,
+            ),
             config,
         }
     }

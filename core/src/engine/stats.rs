@@ -19,6 +19,9 @@ pub enum DropCause {
     NotResonant,
     /// No path to the destination.
     NoRoute,
+    /// Unsolicited work refused by a cap or a rate limit before it was paid for (a tunnel
+    /// handshake beyond `max_inbound_tunnels` or `inbound_tunnel_rate`).
+    Refused,
     /// A frame too large for the link it had to take (a forwarded frame from a peer with larger
     /// limits; own payloads are checked against the frame budget before they are accepted).
     TooLarge,
@@ -67,6 +70,8 @@ pub struct Stats {
     pub dropped_no_route: u64,
     /// Frames too large for the link they had to take.
     pub dropped_too_large: u64,
+    /// Unsolicited handshakes refused by a cap or a rate limit.
+    pub dropped_refused: u64,
     /// Links closed because of hostile or broken input.
     pub links_failed: u64,
     /// Signatures verified.
@@ -112,6 +117,7 @@ impl Stats {
             DropCause::NotResonant => &mut self.dropped_not_resonant,
             DropCause::NoRoute => &mut self.dropped_no_route,
             DropCause::TooLarge => &mut self.dropped_too_large,
+            DropCause::Refused => &mut self.dropped_refused,
         };
         *c += 1;
     }

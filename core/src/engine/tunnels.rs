@@ -129,6 +129,30 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let tunnel = match tunnel {
             Some(t) => t,
             None if is_first_message => {
+                // Checked before a key is generated or a DH computed: a sybil crowd pays 32
+                // bytes per attempt, so the attempts are capped and rate-limited first.
+                let inbound = self
+                    .pending_tunnels
+                    .keys()
+                    .copied()
+                    .chain(self.peers.values().filter_map(|p| p.tunnel))
+                    .filter(|t| {
+                        matches!(
+                            self.links.get(t).map(|e| &e.kind),
+                            Some(LinkKind::Tunnel {
+                                initiator: false,
+                                ..
+                            })
+                        )
+                    })
+                    .count();
+                let rate = self.config.inbound_tunnel_rate;
+                if inbound >= self.config.max_inbound_tunnels
+                    || !self.inbound_tunnel_bucket.take(&rate, now)
+                {
+                    self.stats.drop(super::DropCause::Refused);
+                    return;
+                }
                 let conn = self.new_responder(now);
                 let kind = LinkKind::Tunnel {
                     relay,

@@ -159,7 +159,7 @@
 mod config;
 mod event;
 mod namespace;
-mod rate;
+pub(crate) mod rate;
 mod stats;
 
 use alloc::{

@@ -38,7 +38,7 @@ impl Default for RateLimit {
 
 /// One client's bucket, plus the frames it has had refused since its bucket was last full.
 #[derive(Clone, Debug)]
-pub(super) struct TokenBucket {
+pub(crate) struct TokenBucket {
     milli: u64,
     last: Timestamp,
     strikes: u32,
@@ -46,7 +46,7 @@ pub(super) struct TokenBucket {
 
 impl TokenBucket {
     /// A full bucket at `now`.
-    pub(super) fn full(limit: &RateLimit, now: Timestamp) -> Self {
+    pub(crate) fn full(limit: &RateLimit, now: Timestamp) -> Self {
         TokenBucket {
             milli: limit.capacity(),
             last: now,
@@ -58,7 +58,7 @@ impl TokenBucket {
     ///
     /// A bucket found full again forgives earlier refusals: only a client that stays over the
     /// limit keeps accumulating [`strikes`](Self::strikes).
-    pub(super) fn take(&mut self, limit: &RateLimit, now: Timestamp) -> bool {
+    pub(crate) fn take(&mut self, limit: &RateLimit, now: Timestamp) -> bool {
         let elapsed = duration_millis(now.saturating_duration_since(self.last));
         self.last = self.last.max(now);
         let cap = limit.capacity();
