@@ -301,3 +301,251 @@ fn finding_06_fake_tunnels_cannot_fill_the_link_table() {
             .unwrap();
     }
 }
+
+/// Two raw peers of one engine: `a` is honest, `b` the forwarder who attacks.
+fn two_raw_peers(
+    config: Config,
+) -> (
+    common::net::Node,
+    [(
+        whispurr_core::Identity,
+        whispurr_core::conn::Conn<whispurr_core::crypto::RustCrypto>,
+        whispurr_core::engine::LinkId,
+    ); 2],
+) {
+    let mut engine = common::net::node(1, config);
+    let mut a = common::net::raw_peer(&mut engine, 2);
+    common::net::pump_raw(&mut engine, &mut a.1, a.2);
+    let mut b = common::net::raw_peer(&mut engine, 3);
+    common::net::pump_raw(&mut engine, &mut b.1, b.2);
+    while engine.poll_event().is_some() {}
+    (engine, [a, b])
+}
+
+fn send_raw(
+    engine: &mut common::net::Node,
+    peer: &mut (
+        whispurr_core::Identity,
+        whispurr_core::conn::Conn<whispurr_core::crypto::RustCrypto>,
+        whispurr_core::engine::LinkId,
+    ),
+    message: whispurr_core::wire::Message<'_>,
+) {
+    use whispurr_core::wire::Frame;
+    if peer.1.queue_frame(&Frame::new(message), 0, true).is_ok() {
+        common::net::pump_raw(engine, &mut peer.1, peer.2);
+    }
+}
+
+fn delivered(engine: &mut common::net::Node) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| engine.poll_event())
+        .filter_map(|e| match e {
+            Event::Broadcast { payload, .. } => Some(payload),
+            _ => None,
+        })
+        .collect()
+}
+
+fn signed_by(
+    origin: &whispurr_core::Identity,
+    route: whispurr_core::wire::Route,
+    payload: &[u8],
+) -> whispurr_core::wire::Signature {
+    whispurr_core::crypto::sign::sign_broadcast(
+        &whispurr_core::crypto::RustCrypto,
+        origin.key_pair(),
+        origin.node_id(),
+        &route,
+        payload,
+    )
+}
+
+/// A route with id `id` bound to `origin`'s key (`None`: anonymous).
+fn bound_route(
+    id: u8,
+    timestamp: whispurr_core::Timestamp,
+    origin: Option<&whispurr_core::Identity>,
+) -> whispurr_core::wire::Route {
+    whispurr_core::wire::Route {
+        id: whispurr_core::crypto::sign::bind_broadcast_id(
+            whispurr_core::wire::MessageId([id; 16]),
+            origin.map(|o| o.node_id().key()),
+        ),
+        ..route(id, timestamp)
+    }
+}
+
+fn route(id: u8, timestamp: whispurr_core::Timestamp) -> whispurr_core::wire::Route {
+    whispurr_core::wire::Route {
+        id: whispurr_core::wire::MessageId([id; 16]),
+        timestamp: timestamp.as_millis(),
+        ttl_ms: 60_000,
+        hops: 1,
+        hop_limit: 8,
+    }
+}
+
+/// Finding 1: a forwarder could take over a signed broadcast's id with an anonymous copy (or
+/// one with a bad signature) and so censor the genuine one everywhere.
+#[test]
+fn finding_01_a_copy_that_fails_verification_cannot_take_a_signed_id() {
+    use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    use whispurr_core::{
+        Identity,
+        wire::{Broadcast, Message},
+    };
+    let now = common::net::START;
+    let origin = Identity::generate(&mut ChaCha20Rng::seed_from_u64(9), now);
+    let r = bound_route(7, now, Some(&origin));
+    let genuine = Message::Broadcast(Broadcast {
+        route: r,
+        origin: Some(*origin.node_id()),
+        payload: b"genuine",
+        signature: Some(signed_by(&origin, r, b"genuine")),
+    });
+    // A copy with the genuine origin and signature but another payload: it fails verification.
+    let bad_signature = Message::Broadcast(Broadcast {
+        payload: b"forged",
+        ..match genuine {
+            Message::Broadcast(b) => b,
+            _ => unreachable!(),
+        }
+    });
+    let anonymous = Message::Broadcast(Broadcast {
+        route: r,
+        origin: None,
+        payload: b"forged",
+        signature: None,
+    });
+    // Another origin's validly signed message under the same id.
+    let mallory = Identity::generate(&mut ChaCha20Rng::seed_from_u64(10), now);
+    let other_origin = Message::Broadcast(Broadcast {
+        route: r,
+        origin: Some(*mallory.node_id()),
+        payload: b"forged",
+        signature: Some(signed_by(&mallory, r, b"forged")),
+    });
+    // Each forgery from its own forwarder (each costs its sender the link), then the genuine
+    // copy: it is delivered, the forgeries are not, whether or not the node takes anonymous
+    // broadcasts.
+    for accept_anonymous in [true, false] {
+        for forgery in [anonymous, bad_signature, other_origin] {
+            let (mut engine, [mut honest, mut forger]) = two_raw_peers(Config {
+                accept_anonymous,
+                ..Config::default()
+            });
+            send_raw(&mut engine, &mut forger, forgery);
+            send_raw(&mut engine, &mut honest, genuine);
+            assert_eq!(delivered(&mut engine), vec![b"genuine".to_vec()]);
+            assert_eq!(engine.stats().links_failed, 1, "the forger's link");
+        }
+    }
+    // A node can refuse anonymous broadcasts altogether (counted, no id taken).
+    let (mut engine, [_, mut sender]) = two_raw_peers(Config {
+        accept_anonymous: false,
+        ..Config::default()
+    });
+    let honest_anonymous = Message::Broadcast(Broadcast {
+        route: bound_route(8, now, None),
+        origin: None,
+        payload: b"anonymous",
+        signature: None,
+    });
+    send_raw(&mut engine, &mut sender, honest_anonymous);
+    assert!(delivered(&mut engine).is_empty());
+    assert_eq!(engine.stats().dropped_refused, 1);
+    assert_eq!(engine.stats().links_failed, 0);
+}
+
+/// Finding 4: the de-duplication set forgot ids while their messages were still valid
+/// (evicted when full, or expired after a fixed time regardless of the message's timestamp),
+/// so a kept copy could be accepted again.
+#[test]
+fn finding_04_an_accepted_message_is_never_accepted_again_while_valid() {
+    use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    use whispurr_core::{
+        Identity,
+        wire::{Broadcast, Message, Route},
+    };
+    let now = common::net::START;
+    let origin = Identity::generate(&mut ChaCha20Rng::seed_from_u64(9), now);
+    let (mut engine, [mut honest, mut replayer]) = two_raw_peers(Config {
+        max_seen: 8,
+        ..Config::default()
+    });
+    // Stamped 29 s ahead (within the clock-skew window), with the longest TTL allowed.
+    let r = Route {
+        ttl_ms: 600_000,
+        ..bound_route(
+            1,
+            now.saturating_add(Duration::from_secs(29)),
+            Some(&origin),
+        )
+    };
+    let signed = Message::Broadcast(Broadcast {
+        route: r,
+        origin: Some(*origin.node_id()),
+        payload: b"once",
+        signature: Some(signed_by(&origin, r, b"once")),
+    });
+    send_raw(&mut engine, &mut honest, signed);
+    assert_eq!(delivered(&mut engine).len(), 1);
+    // A flood of free anonymous broadcasts does not flush it.
+    for k in 0..50u8 {
+        let flood = Message::Broadcast(Broadcast {
+            route: bound_route(100 + k, now, None),
+            origin: None,
+            payload: b"flood",
+            signature: None,
+        });
+        send_raw(&mut engine, &mut replayer, flood);
+    }
+    delivered(&mut engine);
+    // Replayed at 601 s: still valid (stamped 29 s ahead), still remembered.
+    let later = now.saturating_add(Duration::from_secs(601));
+    engine.handle_timeout(later);
+    let mut replay = signed;
+    if let Message::Broadcast(b) = &mut replay {
+        b.route.hops = 2;
+    }
+    let link = replayer.2;
+    replayer
+        .1
+        .queue_frame(&whispurr_core::wire::Frame::new(replay), 0, true)
+        .unwrap();
+    while let Some(r) = replayer.1.pop_record() {
+        let _ = engine.handle_data(later, link, r);
+    }
+    assert!(delivered(&mut engine).is_empty(), "replayed");
+}
+
+/// Finding 7: every forged signature cost the node a verification and its sender nothing, and
+/// forged origins pushed real keys out of the verifying-key cache.
+#[test]
+fn finding_07_a_forged_signature_costs_its_sender_the_link() {
+    use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    use whispurr_core::{
+        Identity,
+        wire::{Broadcast, Message, Signature},
+    };
+    let now = common::net::START;
+    let (mut engine, [_, mut forger]) = two_raw_peers(Config::default());
+    // Ten forged broadcasts, each from a fresh "origin" with a garbage signature (ids bound
+    // to those origins, so only the signature check can catch them).
+    for k in 0..10u8 {
+        let origin = Identity::generate(&mut ChaCha20Rng::seed_from_u64(100 + u64::from(k)), now);
+        let forged = Message::Broadcast(Broadcast {
+            route: bound_route(k, now, Some(&origin)),
+            origin: Some(*origin.node_id()),
+            payload: b"forged",
+            signature: Some(Signature([7; 64])),
+        });
+        send_raw(&mut engine, &mut forger, forged);
+    }
+    let s = engine.stats();
+    assert_eq!(
+        s.signatures_verified, 1,
+        "one verification, then the link was gone"
+    );
+    assert_eq!(s.links_failed, 1);
+}

@@ -8,13 +8,15 @@ use alloc::vec::Vec;
 use rand_core::CryptoRng;
 
 use super::{
-    BroadcastAuth, DropCause, Engine, Event, PayloadKind, SendError, links::Class, seen::Verdict,
+    BroadcastAuth, DropCause, Engine, Event, LinkId, PayloadKind, SendError,
+    links::Class,
+    seen::{Kind as SeenKind, Refusal},
 };
 use crate::{
     NodeKey, Timestamp,
     crypto::{
         CryptoProvider, VerifyingKey,
-        sign::{sign_broadcast, verify_broadcast},
+        sign::{bind_broadcast_id, broadcast_id_bound, sign_broadcast, verify_broadcast},
     },
     wire::{Broadcast, Message, MessageId, Route},
 };
@@ -141,7 +143,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         if payload.len() > self.max_payload(PayloadKind::Broadcast) {
             return Err(SendError::TooLarge(payload.len()));
         }
-        let route = self.new_route(now);
+        let mut route = self.new_route(now);
+        let me = *self.identity.node_id().key();
+        let bound_to = (auth == BroadcastAuth::Signed).then_some(&me);
+        route.id = bind_broadcast_id(route.id, bound_to);
         let (origin, signature) = match auth {
             BroadcastAuth::Anonymous => (None, None),
             BroadcastAuth::Signed => {
@@ -165,11 +170,18 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         if self.neighbours().is_empty() {
             return Err(SendError::NoRoute);
         }
+        let kind = match auth {
+            BroadcastAuth::Signed => SeenKind::Signed,
+            BroadcastAuth::Anonymous => SeenKind::Anonymous,
+        };
+        // Recorded first: an echo of our own broadcast must find it.
+        if !self.remember(now, &route, kind) {
+            return Err(SendError::TooManyInFlight);
+        }
         let (full, announced) = self.spread(now, &b, &[], Class::Own);
         if full + announced == 0 {
             return Err(SendError::QueueFull);
         }
-        self.seen.insert(now, route.id, Verdict::Accepted);
         self.stats.messages_sent += 1;
         self.push_event(Event::Broadcast {
             id: route.id,
@@ -199,6 +211,56 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         true
     }
 
+    /// Checks a broadcast's signature. The origin's verifying key is cached (at most
+    /// `max_peers` of them) only once a signature made with it verified, so forged origins
+    /// cannot push real keys out of the cache.
+    fn verify(
+        &mut self,
+        origin: &crate::NodeId,
+        b: &Broadcast<'_>,
+        sig: &crate::wire::Signature,
+    ) -> bool {
+        self.stats.signatures_verified += 1;
+        let (key, cached) = match self.verifying_keys.get(origin.key()) {
+            Some(k) => (*k, true),
+            None => match VerifyingKey::from_node_key(origin.key()) {
+                Ok(k) => (k, false),
+                Err(_) => return false,
+            },
+        };
+        if verify_broadcast(&self.provider, &key, origin, &b.route, b.payload, sig).is_err() {
+            return false;
+        }
+        if !cached {
+            if self.verifying_keys.len() >= self.config.max_peers {
+                self.verifying_keys.pop_first();
+            }
+            self.verifying_keys.insert(*origin.key(), key);
+        }
+        true
+    }
+
+    /// Records an accepted routed message for as long as it is valid. `false`,
+    /// counted, when it cannot be recorded: a duplicate, or a kind whose share of the set is full
+    /// of messages still valid (then it must not be accepted: it could come again).
+    pub(crate) fn remember(&mut self, now: Timestamp, route: &Route, kind: SeenKind) -> bool {
+        let until = route
+            .expires_at(&self.config.limits)
+            .saturating_add(core::time::Duration::from_millis(1));
+        match self.seen.insert(now, route.id, kind, until) {
+            Ok(()) => true,
+            Err(Refusal::Known) => {
+                self.stats.duplicates += 1;
+                self.stats.drop(DropCause::Duplicate);
+                false
+            }
+            Err(Refusal::Full) => {
+                self.stats.drop(DropCause::Refused);
+                false
+            }
+        }
+    }
+
     /// A routed message was delivered to the application: counts it and its one-way latency
     /// (origin timestamp to now; clocks are not synchronised, so this is indicative).
     pub(crate) fn note_latency(&mut self, now: Timestamp, route: &Route) {
@@ -207,7 +269,13 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.stats.latency_samples += 1;
     }
 
-    pub(crate) fn on_broadcast(&mut self, now: Timestamp, from: NodeKey, b: Broadcast<'_>) {
+    pub(crate) fn on_broadcast(
+        &mut self,
+        now: Timestamp,
+        link: LinkId,
+        from: NodeKey,
+        b: Broadcast<'_>,
+    ) {
         let message = Message::Broadcast(b);
         let duplicate = self.seen.get(&b.route.id).is_some();
         if !self.admit(now, &message) {
@@ -216,27 +284,37 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             }
             return;
         }
-        // Verify at most once: the id is recorded whatever the outcome.
-        if let (Some(origin), Some(sig)) = (b.origin, b.signature) {
-            let key = match self.verifying_keys.get(origin.key()) {
-                Some(k) => Ok(*k),
-                None => VerifyingKey::from_node_key(origin.key()),
-            };
-            let ok = key.is_ok_and(|k| {
-                if self.verifying_keys.len() >= self.config.max_peers {
-                    self.verifying_keys.pop_first();
+        if !broadcast_id_bound(&b.route.id, b.origin.as_ref().map(|o| o.key())) {
+            // An id that is not its kind's and origin's: a copy trying to take another
+            // message's id. Honest nodes check before they forward, so the sender is hostile.
+            self.stats.drop(DropCause::Invalid);
+            self.fail_link(now, link);
+            return;
+        }
+        let kind = match (b.origin, b.signature) {
+            (Some(origin), Some(sig)) => {
+                // Verified once per id that is not yet taken: after de-duplication.
+                if !self.verify(&origin, &b, &sig) {
+                    // A copy that fails verification claims nothing: its id is not recorded,
+                    // so the genuine copy still wins. And honest nodes forward only what they
+                    // verified, so the neighbour that sent it is hostile (or broken): the link
+                    // goes, and each forgery costs its sender a link.
+                    self.stats.drop(DropCause::BadSignature);
+                    self.fail_link(now, link);
+                    return;
                 }
-                self.verifying_keys.insert(*origin.key(), k);
-                verify_broadcast(&self.provider, &k, &origin, &b.route, b.payload, &sig).is_ok()
-            });
-            self.stats.signatures_verified += 1;
-            if !ok {
-                self.seen.insert(now, b.route.id, Verdict::Rejected);
-                self.stats.drop(DropCause::BadSignature);
+                SeenKind::Signed
+            }
+            _ if !self.config.accept_anonymous => {
+                // Not recorded either: an anonymous copy cannot take a signed id here.
+                self.stats.drop(DropCause::Refused);
                 return;
             }
+            _ => SeenKind::Anonymous,
+        };
+        if !self.remember(now, &b.route, kind) {
+            return;
         }
-        self.seen.insert(now, b.route.id, Verdict::Accepted);
         self.note_latency(now, &b.route);
         self.push_event(Event::Broadcast {
             id: b.route.id,

@@ -126,10 +126,13 @@ pub struct Config {
     pub max_peers: usize,
     /// Bytes of sealed records a link may hold unsent.
     pub max_queue_bytes: usize,
-    /// Entries in the de-duplication set.
+    /// Ids of each kind of message (whispers, signed broadcasts, anonymous broadcasts,
+    /// resonance, extension messages) the de-duplication set holds. An id stays exactly as long
+    /// as its message is valid (its timestamp plus its time to live, capped by
+    /// `limits.max_ttl`) and is never evicted early; when a kind's share is full, new messages of
+    /// that kind are refused (and counted) until ids expire. With the default TTL of 60 s this
+    /// admits about 270 messages per second of each kind.
     pub max_seen: usize,
-    /// How long a message id stays in the de-duplication set (at least the TTL cap).
-    pub seen_ttl: Duration,
     /// Whispers awaiting acknowledgement.
     pub max_pending_whispers: usize,
     /// Application events held until polled; beyond it the oldest are dropped and counted.
@@ -145,6 +148,9 @@ pub struct Config {
     pub fanout: usize,
     /// How own broadcasts are authenticated by default.
     pub broadcast_auth: BroadcastAuth,
+    /// Deliver and forward anonymous broadcasts from others. Off, only signed broadcasts are
+    /// accepted (anonymous copies are dropped and counted as refused, and never take an id).
+    pub accept_anonymous: bool,
     /// Interval between PINGs on each link.
     pub ping_interval: Duration,
     /// A link with nothing received for this long is dead.
@@ -199,13 +205,13 @@ impl Default for Config {
             max_peers: 256,
             max_queue_bytes: 1 << 20,
             max_seen: 16_384,
-            seen_ttl: Duration::from_secs(600),
             max_pending_whispers: 256,
             max_events: 4096,
             default_ttl: Duration::from_secs(60),
             default_hop_limit: 32,
             fanout: usize::MAX,
             broadcast_auth: BroadcastAuth::Signed,
+            accept_anonymous: true,
             ping_interval: Duration::from_secs(5),
             dead_after: Duration::from_secs(20),
             handshake_timeout: Duration::from_secs(10),

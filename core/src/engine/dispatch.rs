@@ -34,7 +34,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         match message {
             Message::Whisper(w) => self.on_whisper(now, from, Some(link), w),
             Message::Ack(a) => self.on_ack(from, a.id),
-            Message::Broadcast(b) => self.on_broadcast(now, from, b),
+            Message::Broadcast(b) => self.on_broadcast(now, link, from, b),
             Message::Resonance(r) => self.on_resonance(now, from, r),
             Message::Announce(a) => {
                 if let Some(p) = self.peers.get_mut(&from) {

@@ -259,6 +259,10 @@ pub enum SendError {
     /// Not attuned to that intent.
     #[error("not attuned")]
     NotAttuned,
+    /// The de-duplication set's share for this kind of message is full of messages still
+    /// valid (`Config::max_seen`): try again when some expire.
+    #[error("too many messages of this kind in flight")]
+    TooManyInFlight,
 }
 
 /// API misuse on inputs.

@@ -11,7 +11,7 @@ use super::{
     DropCause, Engine, Event, PayloadKind, SendError,
     extension::{ExtensionContext, ExtensionMessage, Outgoing},
     links::Class,
-    seen::Verdict,
+    seen::Kind as SeenKind,
 };
 use crate::{
     NodeKey, Timestamp,
@@ -52,10 +52,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             }
             None => self.targets(&[], |_| true),
         };
+        if !self.remember(now, &route, SeenKind::Extension) {
+            return Err(SendError::TooManyInFlight);
+        }
         if self.push(now, &targets, message, Class::Own) == 0 {
             return Err(SendError::NoRoute);
         }
-        self.seen.insert(now, route.id, Verdict::Accepted);
         self.stats.messages_sent += 1;
         Ok(route.id)
     }
@@ -70,10 +72,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let Some(message) = Message::extension(kind, e) else {
             return;
         };
-        if !self.admit(now, &message) {
+        if !self.admit(now, &message) || !self.remember(now, &e.route, SeenKind::Extension) {
             return;
         }
-        self.seen.insert(now, e.route.id, Verdict::Accepted);
         let me = *self.identity.node_id().key();
         if e.target.is_none_or(|t| t == me) {
             match self.ext_types.get(&kind).copied() {

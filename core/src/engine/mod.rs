@@ -204,7 +204,7 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// A new engine for `identity`.
     pub fn new(identity: Identity, config: Config, provider: P, rng: R, now: Timestamp) -> Self {
-        let seen = SeenSet::new(config.max_seen, config.seen_ttl);
+        let seen = SeenSet::new(config.max_seen);
         Engine {
             identity,
             provider,

@@ -7,7 +7,8 @@ use alloc::{string::String, vec::Vec};
 use rand_core::CryptoRng;
 
 use super::{
-    Attunement, DropCause, Engine, Event, PayloadKind, SendError, links::Class, seen::Verdict,
+    Attunement, DropCause, Engine, Event, PayloadKind, SendError, links::Class,
+    seen::Kind as SeenKind,
 };
 use crate::{
     NodeKey, Timestamp,
@@ -104,20 +105,21 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             strength: strength.clamp(0.0, 1.0),
             payload: &sealed,
         });
+        if !self.remember(now, &route, SeenKind::Resonance) {
+            return Err(SendError::TooManyInFlight);
+        }
         if self.push(now, &targets, msg, Class::Own) == 0 {
             return Err(SendError::NoRoute);
         }
-        self.seen.insert(now, route.id, Verdict::Accepted);
         self.stats.messages_sent += 1;
         Ok(route.id)
     }
 
     pub(crate) fn on_resonance(&mut self, now: Timestamp, from: NodeKey, r: Resonance<'_>) {
         let message = Message::Resonance(r);
-        if !self.admit(now, &message) {
+        if !self.admit(now, &message) || !self.remember(now, &r.route, SeenKind::Resonance) {
             return;
         }
-        self.seen.insert(now, r.route.id, Verdict::Accepted);
         match self.attuned.get(&r.key) {
             Some(att) if r.strength >= self.config.min_strength => {
                 let mut buf = r.payload.to_vec();

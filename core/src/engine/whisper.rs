@@ -7,7 +7,9 @@ use alloc::vec::Vec;
 use rand_core::CryptoRng;
 
 use super::{
-    DropCause, Engine, Event, LinkId, SendError, WhisperFailure, links::Class, seen::Verdict,
+    DropCause, Engine, Event, LinkId, SendError, WhisperFailure,
+    links::Class,
+    seen::{Kind as SeenKind, Refusal},
     timers::Timer,
 };
 use crate::{
@@ -182,7 +184,20 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             self.stats.drop(DropCause::Invalid);
             return;
         }
-        let first = self.seen.insert(now, w.route.id, Verdict::Accepted);
+        let until = w
+            .route
+            .expires_at(&self.config.limits)
+            .saturating_add(core::time::Duration::from_millis(1));
+        let first = match self.seen.insert(now, w.route.id, SeenKind::Whisper, until) {
+            Ok(()) => true,
+            Err(Refusal::Known) => false,
+            Err(Refusal::Full) => {
+                // Cannot be remembered, so it must not be accepted (it could come again);
+                // unacknowledged, the sender retries later.
+                self.stats.drop(DropCause::Refused);
+                return;
+            }
+        };
         // Acknowledge every copy: the sender may have missed an earlier acknowledgement.
         let ack = Message::Ack(Ack { id: w.route.id });
         let relay = self.peers.get(&from).and_then(|p| p.relay);
