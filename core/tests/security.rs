@@ -549,3 +549,29 @@ fn finding_07_a_forged_signature_costs_its_sender_the_link() {
     );
     assert_eq!(s.links_failed, 1);
 }
+
+/// Finding 12 (events): the event queue was capped in count only, so `max_events` events of
+/// 64 KiB could hold hundreds of MiB for an application that polls slowly.
+#[test]
+fn finding_12_the_event_queue_is_capped_in_bytes() {
+    use whispurr_core::wire::{Broadcast, Message};
+    let now = common::net::START;
+    let (mut engine, [mut sender, _]) = two_raw_peers(Config {
+        max_event_bytes: 150_000,
+        ..Config::default()
+    });
+    let payload = vec![7u8; 60_000];
+    for k in 0..5u8 {
+        let big = Message::Broadcast(Broadcast {
+            route: bound_route(k, now, None),
+            origin: None,
+            payload: &payload,
+            signature: None,
+        });
+        send_raw(&mut engine, &mut sender, big);
+    }
+    // Nothing polled meanwhile: only what fits in 150 kB is held, the oldest went first.
+    let held: Vec<Vec<u8>> = delivered(&mut engine);
+    assert_eq!(held.len(), 2);
+    assert_eq!(engine.stats().dropped_event_overflow, 3);
+}

@@ -137,6 +137,10 @@ pub struct Config {
     pub max_pending_whispers: usize,
     /// Application events held until polled; beyond it the oldest are dropped and counted.
     pub max_events: usize,
+    /// Bytes of payload (whispers, broadcasts, resonance) application events may hold until
+    /// polled; beyond it the oldest events are dropped and counted, like `max_events`. A cap in
+    /// bytes, not only in count: 4,096 events of 64 KiB would be 256 MiB.
+    pub max_event_bytes: usize,
     /// Time to live put on own messages.
     pub default_ttl: Duration,
     /// Hop limit put on own broadcasts and resonance messages. Default 32: a broadcast tree's
@@ -207,6 +211,7 @@ impl Default for Config {
             max_seen: 16_384,
             max_pending_whispers: 256,
             max_events: 4096,
+            max_event_bytes: 16 << 20,
             default_ttl: Duration::from_secs(60),
             default_hop_limit: 32,
             fanout: usize::MAX,

@@ -197,6 +197,20 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Bytes of payload the event holds (what `Config::max_event_bytes` counts); an
+    /// extension's event counts as its size in memory.
+    pub fn payload_len(&self) -> usize {
+        match self {
+            Event::Whisper { payload, .. }
+            | Event::Broadcast { payload, .. }
+            | Event::Resonance { payload, .. } => payload.len(),
+            Event::Extension { event, .. } => core::mem::size_of_val(&**event),
+            _ => 0,
+        }
+    }
+}
+
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

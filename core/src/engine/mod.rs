@@ -187,6 +187,8 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) strategy: Box<dyn GossipStrategy>,
     pub(crate) actions: VecDeque<Action>,
     pub(crate) events: VecDeque<Event>,
+    /// Payload bytes held in `events`.
+    pub(crate) event_bytes: usize,
     pub(crate) reconnects: Vec<(Timestamp, String)>,
     pub(crate) reconnect_attempts: BTreeMap<String, u32>,
     pub(crate) stats: Stats,
@@ -226,6 +228,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             strategy: Box::new(Flood),
             actions: VecDeque::new(),
             events: VecDeque::new(),
+            event_bytes: 0,
             reconnects: Vec::new(),
             reconnect_attempts: BTreeMap::new(),
             stats: Stats::default(),
@@ -318,11 +321,17 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     }
 
     pub(crate) fn push_event(&mut self, event: Event) {
-        if self.events.len() >= self.config.max_events {
-            self.events.pop_front();
+        self.event_bytes += event.payload_len();
+        self.events.push_back(event);
+        while self.events.len() > self.config.max_events
+            || (self.event_bytes > self.config.max_event_bytes && self.events.len() > 1)
+        {
+            let Some(old) = self.events.pop_front() else {
+                break;
+            };
+            self.event_bytes -= old.payload_len();
             self.stats.drop(DropCause::EventOverflow);
         }
-        self.events.push_back(event);
     }
 
     /// The next thing the adapter must do: open a transport ([`Action::Connect`]), close one
@@ -337,7 +346,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// `None`; events are capped by `Config::max_events` (beyond, the oldest are dropped and
     /// counted). Commands issued while handling an event are inputs: drain again after them.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        self.event_bytes -= event.payload_len();
+        Some(event)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called. It may come early
