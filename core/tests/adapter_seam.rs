@@ -83,6 +83,8 @@ fn a_link_that_is_not_drained_holds_back_only_itself() {
         Config {
             max_queue_bytes: cap,
             broadcast_auth: BroadcastAuth::Anonymous,
+            // Every broadcast to both peers at once (no stem to one of them).
+            stem: None,
             ..Config::default()
         },
         RustCrypto,

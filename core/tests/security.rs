@@ -575,3 +575,96 @@ fn finding_12_the_event_queue_is_capped_in_bytes() {
     assert_eq!(held.len(), 2);
     assert_eq!(engine.stats().dropped_event_overflow, 3);
 }
+
+/// Finding 9: an anonymous broadcast's origin was the one neighbour sending it with hop count
+/// 1 and an exact millisecond timestamp.
+#[test]
+fn finding_09_an_anonymous_origin_sends_only_a_stem_copy_to_one_neighbour() {
+    use whispurr_core::{
+        engine::BroadcastAuth,
+        wire::{Frame, Limits, Message},
+    };
+    let mut engine = common::net::node(
+        1,
+        Config {
+            broadcast_auth: BroadcastAuth::Anonymous,
+            ..Config::default()
+        },
+    );
+    let mut peers: Vec<_> = (0..4)
+        .map(|k| common::net::raw_peer(&mut engine, 10 + k))
+        .collect();
+    common::net::pump_peers(&mut engine, &mut peers);
+    while engine.poll_event().is_some() {}
+    let now = common::net::START.saturating_add(Duration::from_millis(1_234));
+    for k in 0..20u8 {
+        engine.broadcast(now, &[k; 8]).unwrap();
+        let mut copies = Vec::new();
+        for frames in common::net::pump_peers(&mut engine, &mut peers) {
+            for f in frames {
+                if let Ok(Message::Broadcast(b)) =
+                    Frame::decode(&f, &Limits::default()).map(|f| f.message)
+                {
+                    copies.push(b.route);
+                }
+            }
+        }
+        // One copy, to one neighbour, marked as stem (hop count 0), stamped to the second.
+        assert_eq!(copies.len(), 1, "broadcast {k}: {copies:?}");
+        assert_eq!(copies[0].hops, 0);
+        assert_eq!(copies[0].timestamp % 1000, 0);
+    }
+}
+
+/// Finding 9, the other side: a stem node either passes the stem to one other neighbour, or
+/// diffuses the message like an origin (hop count 1 to every neighbour, the sender included).
+#[test]
+fn finding_09_a_stem_node_relays_or_diffuses_like_an_origin() {
+    use whispurr_core::wire::{Broadcast, Frame, Limits, Message};
+    let now = common::net::START;
+    let (mut relayed, mut diffused) = (0, 0);
+    for k in 0..16u8 {
+        let mut engine = common::net::node(100 + u64::from(k), Config::default());
+        let mut peers: Vec<_> = (0..3)
+            .map(|j| common::net::raw_peer(&mut engine, 10 + j))
+            .collect();
+        common::net::pump_peers(&mut engine, &mut peers);
+        while engine.poll_event().is_some() {}
+        let stem = Message::Broadcast(Broadcast {
+            route: whispurr_core::wire::Route {
+                hops: 0,
+                ..bound_route(k, now, None)
+            },
+            origin: None,
+            payload: b"stem",
+            signature: None,
+        });
+        peers[0].1.queue_frame(&Frame::new(stem), 0, true).unwrap();
+        let mut hops = Vec::new();
+        for frames in common::net::pump_peers(&mut engine, &mut peers) {
+            for f in frames {
+                if let Ok(Message::Broadcast(b)) =
+                    Frame::decode(&f, &Limits::default()).map(|f| f.message)
+                {
+                    hops.push(b.route.hops);
+                }
+            }
+        }
+        let delivered = delivered(&mut engine).len();
+        match hops.as_slice() {
+            [0] => {
+                relayed += 1;
+                assert_eq!(delivered, 0, "a stem relay does not deliver yet");
+            }
+            [1, 1, 1] => {
+                diffused += 1;
+                assert_eq!(delivered, 1);
+            }
+            other => panic!("neither a stem nor a diffusion: {other:?}"),
+        }
+    }
+    assert!(
+        relayed > 0 && diffused > 0,
+        "{relayed} relayed, {diffused} diffused"
+    );
+}

@@ -24,6 +24,8 @@ fn overlay(n: usize, seed: u64, loss: f64) -> Sim {
             max_links: 64,
             max_peers: n + 8,
             broadcast_auth: BroadcastAuth::Anonymous,
+            // The scenarios of BENCHMARKS.md §2 measure dissemination from the sender.
+            stem: None,
             membership: Some(MembershipConfig::default()),
             broadcast_tree: Some(TreeConfig::default()),
             listen_addr: Some(format!("sim://{i}")),

@@ -111,7 +111,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// Sends a broadcast on to the neighbours other than `except`: along the broadcast tree when
     /// it is on, else flooded through the gossip strategy. Returns how many neighbours got the
     /// full message and how many only an announcement (IHAVE).
-    fn spread(
+    pub(crate) fn spread(
         &mut self,
         now: Timestamp,
         b: &Broadcast<'_>,
@@ -147,6 +147,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let me = *self.identity.node_id().key();
         let bound_to = (auth == BroadcastAuth::Signed).then_some(&me);
         route.id = bind_broadcast_id(route.id, bound_to);
+        let stem = auth == BroadcastAuth::Anonymous && self.config.stem.is_some();
+        if stem {
+            // Stamped to the second, and marked for the stem (see `stem.rs`).
+            route.timestamp -= route.timestamp % 1000;
+            route.hops = 0;
+        }
         let (origin, signature) = match auth {
             BroadcastAuth::Anonymous => (None, None),
             BroadcastAuth::Signed => {
@@ -178,8 +184,17 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         if !self.remember(now, &route, kind) {
             return Err(SendError::TooManyInFlight);
         }
-        let (full, announced) = self.spread(now, &b, &[], Class::Own);
-        if full + announced == 0 {
+        let sent = if stem && self.stem_own(now, &b) {
+            true
+        } else {
+            let b = Broadcast {
+                route: Route { hops: 1, ..route },
+                ..b
+            };
+            let (full, announced) = self.spread(now, &b, &[], Class::Own);
+            full + announced > 0
+        };
+        if !sent {
             return Err(SendError::QueueFull);
         }
         self.stats.messages_sent += 1;
@@ -209,6 +224,17 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             return false;
         }
         true
+    }
+
+    /// Delivers an accepted broadcast to the application.
+    pub(crate) fn deliver_broadcast(&mut self, now: Timestamp, b: &Broadcast<'_>) {
+        self.note_latency(now, &b.route);
+        self.push_event(Event::Broadcast {
+            id: b.route.id,
+            origin: b.origin,
+            hops: b.route.hops,
+            payload: b.payload.to_vec(),
+        });
     }
 
     /// Checks a broadcast's signature. The origin's verifying key is cached (at most
@@ -279,7 +305,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let message = Message::Broadcast(b);
         let duplicate = self.seen.get(&b.route.id).is_some();
         if !self.admit(now, &message) {
-            if duplicate {
+            if duplicate && !self.stem_returned(&b.route.id) {
                 self.tree_duplicate(now, from, &b.route.id);
             }
             return;
@@ -312,16 +338,15 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             }
             _ => SeenKind::Anonymous,
         };
+        if kind == SeenKind::Anonymous && b.route.hops == 0 {
+            // In its stem (see `stem.rs`): relayed, not yet accepted or delivered.
+            self.stem_relay(now, from, &b);
+            return;
+        }
         if !self.remember(now, &b.route, kind) {
             return;
         }
-        self.note_latency(now, &b.route);
-        self.push_event(Event::Broadcast {
-            id: b.route.id,
-            origin: b.origin,
-            hops: b.route.hops,
-            payload: b.payload.to_vec(),
-        });
+        self.deliver_broadcast(now, &b);
         self.tree_parent(now, from, &b.route.id);
         if b.route.hops < b.route.effective_hop_limit(&self.config.limits) {
             let mut fwd = b;

@@ -152,6 +152,12 @@ pub struct Config {
     pub fanout: usize,
     /// How own broadcasts are authenticated by default.
     pub broadcast_auth: BroadcastAuth,
+    /// The stem phase of own anonymous broadcasts (see [`StemConfig`](super::StemConfig)):
+    /// they go first to one random neighbour, which passes them on or starts the diffusion, so
+    /// that no neighbour can tell the origin from a forwarder. `None` spreads them at once
+    /// (faster by about `1 / fluff` hops, but the origin is the one neighbour sending them
+    /// with hop count 1).
+    pub stem: Option<super::StemConfig>,
     /// Deliver and forward anonymous broadcasts from others. Off, only signed broadcasts are
     /// accepted (anonymous copies are dropped and counted as refused, and never take an id).
     pub accept_anonymous: bool,
@@ -217,6 +223,7 @@ impl Default for Config {
             fanout: usize::MAX,
             broadcast_auth: BroadcastAuth::Signed,
             accept_anonymous: true,
+            stem: Some(super::StemConfig::default()),
             ping_interval: Duration::from_secs(5),
             dead_after: Duration::from_secs(20),
             handshake_timeout: Duration::from_secs(10),

@@ -599,5 +599,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         for (at, _) in &self.reconnects {
             self.timers.arm(Timer::Reconnect, *at);
         }
+        for (id, s) in &self.stems {
+            self.timers.arm(Timer::Stem(*id), s.deadline);
+        }
     }
 }

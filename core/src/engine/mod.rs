@@ -118,6 +118,7 @@ mod quality;
 mod resonance;
 mod seen;
 mod stats;
+mod stem;
 mod timers;
 mod tree;
 mod tunnels;
@@ -143,6 +144,7 @@ pub use peers::{CAP_WEBRTC, MAX_KEYS_PER_PEER, PATH_HYSTERESIS};
 pub use quality::Quality;
 use rand_core::CryptoRng;
 pub use stats::{DropCause, Stats};
+pub use stem::StemConfig;
 pub use tree::TreeConfig;
 
 /// The typed WebRTC signal of [`Action::Signal`] and [`Engine::handle_signal`] (defined in
@@ -197,6 +199,12 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) tree: Option<tree::TreeState>,
     pub(crate) budget: budget::Budget,
     pub(crate) timers: timers::Timers,
+    /// Own anonymous broadcasts in their stem, until a copy comes back (capped).
+    pub(crate) stems: BTreeMap<MessageId, stem::PendingStem>,
+    /// Ids this node relayed in a stem (capped at `stem.max_pending`; a forgotten one at worst
+    /// diffuses a looping stem at once):
+    /// kept apart from `seen` so the diffused copy is still accepted here.
+    pub(crate) stem_relayed: BTreeMap<MessageId, Timestamp>,
     /// Relay links in `links` (whether to look namespaces up).
     pub(crate) relay_links: usize,
     /// Tunnel handshakes other nodes may still start now (`Config::inbound_tunnel_rate`).
@@ -237,6 +245,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             tree: config.broadcast_tree.map(tree::TreeState::new),
             budget: budget::Budget::new(&config.limits),
             timers: timers::Timers::default(),
+            stems: BTreeMap::new(),
+            stem_relayed: BTreeMap::new(),
             relay_links: 0,
             inbound_tunnel_bucket: crate::relay::rate::TokenBucket::full(
                 &config.inbound_tunnel_rate,
@@ -385,6 +395,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.link_timers(now);
         self.whisper_timers(now);
         self.direct_timers(now);
+        self.stem_timers(now);
         self.membership_timers(now);
         self.tree_timers(now);
         let due: Vec<String> = {

@@ -72,6 +72,9 @@ pub struct Stats {
     pub dropped_too_large: u64,
     /// Unsolicited handshakes refused by a cap or a rate limit.
     pub dropped_refused: u64,
+    /// Own anonymous broadcasts spread by their origin because no copy came back from the
+    /// stem in time.
+    pub stem_fail_safes: u64,
     /// Links closed because of hostile or broken input.
     pub links_failed: u64,
     /// Signatures verified.

@@ -26,6 +26,8 @@ pub(crate) enum Timer {
     Direct(NodeKey),
     /// The earliest relay reconnect.
     Reconnect,
+    /// The fail-safe of an own anonymous broadcast in its stem.
+    Stem(MessageId),
 }
 
 /// Deadlines, earliest first; one entry per timer.

@@ -361,6 +361,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         match t {
             Tree::IHave { id, hops } => {
                 if self.seen.get(&id).is_some() {
+                    // An own broadcast sent into its stem is announced back: it got out.
+                    let _ = self.stem_returned(&id);
                     self.tree_shortcut(now, from, &id, hops);
                     return;
                 }

@@ -402,3 +402,34 @@ pub fn pump_raw(
     }
     frames
 }
+
+/// A raw peer: its identity, its connection and the engine's link to it.
+pub type RawPeer = (Identity, whispurr_core::conn::Conn<RustCrypto>, LinkId);
+
+/// Moves records both ways between `engine` and all `peers` until quiet, each record to the
+/// peer of its link; returns the frames each peer received.
+pub fn pump_peers(engine: &mut Node, peers: &mut [RawPeer]) -> Vec<Vec<Vec<u8>>> {
+    let mut frames = vec![Vec::new(); peers.len()];
+    for _ in 0..100 {
+        let mut moved = false;
+        for p in peers.iter_mut() {
+            while let Some(r) = p.1.pop_record() {
+                moved = true;
+                let _ = engine.handle_data(START, p.2, r);
+            }
+        }
+        while let Some(mut t) = engine.poll_transmit(START) {
+            moved = true;
+            if let Some(i) = peers.iter().position(|p| p.2 == t.link)
+                && let Ok(whispurr_core::conn::Received::Frame(n)) =
+                    peers[i].1.handle_data(START, &mut t.record)
+            {
+                frames[i].push(t.record[..n].to_vec());
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    frames
+}
