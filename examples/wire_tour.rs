@@ -1,5 +1,5 @@
 //! A tour of whispurr's foundation, in one process and without any I/O: ephemeral identities,
-//! resonance keys and whisper tags, and every wire message type encoded, measured, decoded and
+//! intents and whisper tags, and every wire message type encoded, measured, decoded and
 //! validated. Run: `cargo run -p whispurr-examples --example wire_tour`.
 
 use std::time::SystemTime;
@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use whispurr_core::{
     Identity, NodeId, Timestamp,
     crypto::RustCrypto,
-    derive::{ResonanceKey, WhisperTag},
+    derive::{Intent, IntentKdf, WhisperTag},
     engine::{Config, Engine, PayloadKind},
     wire::{Frame, HEADER_LEN, Limits, Message},
 };
@@ -32,9 +32,32 @@ fn main() {
         );
     }
 
-    println!("\n== derivations (HKDF-SHA256, domain-separated)");
-    let key = ResonanceKey::from_intent("chess");
-    println!("resonance key of \"chess\": {}", hex(&key.0));
+    println!("\n== derivations (Argon2id for intent phrases, then HKDF-SHA256, domain-separated)");
+    let kdf = IntentKdf::default();
+    let started = std::time::Instant::now();
+    let chess = Intent::phrase("chess", &kdf).expect("default parameters are valid");
+    println!(
+        "intent \"chess\": Argon2id ({} KiB, {} passes) in {:.1?}; then, all that leaves a node:",
+        kdf.memory_kib,
+        kdf.iterations,
+        started.elapsed()
+    );
+    let (a, b) = (
+        Identity::generate(&mut rng, now),
+        Identity::generate(&mut rng, now),
+    );
+    let key = chess.resonance_key();
+    for (link, binding) in [("link 1", [1u8; 32]), ("link 2", [2u8; 32])] {
+        println!(
+            "  announced on {link}:        {}",
+            hex(&key.announcement(&binding, a.node_id().key()).0)
+        );
+    }
+    println!(
+        "  namespace at relay {}: {}",
+        &b.node_id().to_string()[..8],
+        hex(&chess.rendezvous_key().namespace(b.node_id().key()))
+    );
     println!(
         "whisper tag of \"chat\":    {}",
         hex(&WhisperTag::from_category("chat").0)

@@ -150,7 +150,7 @@ pub fn handshake(data: &[u8]) {
 /// - op 1: the bytes as a raw record (hostile transport bytes);
 /// - op 2: time advances by `u16(bytes) × 10 ms`, then `handle_timeout`;
 /// - op 3: an application command chosen by the first byte (broadcast, whisper, attune,
-///   resonate, detune) with the rest as payload or intent;
+///   resonate, detune, attune a secret) with the rest as payload or intent;
 /// - op 4: the transport reports the link down, and a new inbound link arrives;
 /// - op 5: shutdown.
 ///
@@ -178,6 +178,12 @@ pub fn engine(data: &[u8]) {
             ..crate::engine::TreeConfig::default()
         }),
         listen_addr: Some(alloc::string::String::from("fuzz://engine")),
+        // The smallest Argon2id: attuning is a command like any other here, not a benchmark.
+        intent_kdf: crate::derive::IntentKdf {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        },
         ..Config::default()
     };
     let mut engine = Engine::new(me, config, RustCrypto, FuzzRng::new(5), now);
@@ -229,14 +235,21 @@ pub fn engine(data: &[u8]) {
                 let (which, body) = arg.split_first().unwrap_or((&0, &[]));
                 let text = core::str::from_utf8(body).unwrap_or("x");
                 let target = *peer_identity.node_id().key();
-                let _ = match which % 5 {
+                let _ = match which % 6 {
                     0 => engine
                         .broadcast_with(now, body, BroadcastAuth::Anonymous)
                         .map(|_| ()),
                     1 => engine.whisper(now, target, Some(text), body).map(|_| ()),
-                    2 => engine.attune(now, text).map(|_| ()),
+                    2 => engine.attune(now, text),
                     3 => engine.resonate(now, text, 0.5, body).map(|_| ()),
-                    _ => engine.detune(now, text),
+                    4 => engine.detune(now, text),
+                    _ => {
+                        let mut secret = [0u8; 32];
+                        for (s, b) in secret.iter_mut().zip(body) {
+                            *s = *b;
+                        }
+                        engine.attune_secret(now, text, secret)
+                    }
                 };
             }
             4 => {

@@ -20,7 +20,8 @@
 //! - [`relay`]: the [`Relay`](relay::Relay) server's state machine.
 //! - [`conn`]: one authenticated connection (handshake, session, bounded send queue), shared by
 //!   both.
-//! - [`derive`](mod@derive): domain-separated derivations of resonance keys and whisper tags from strings.
+//! - [`derive`](mod@derive): intents (a phrase through Argon2id, or a 32-byte secret) and the
+//!   keys, per-link blindings and per-relay namespaces derived from them; whisper tags.
 //! - [`wire`]: the versioned binary wire format: a 5-byte fixed header and postcard bodies,
 //!   borrowed decoding, a frame-size limit checked before any decoding, typed validation errors.
 //! - `fuzz` (feature `fuzz`): entry points for the cargo-fuzz targets in `fuzz/` (their seed

@@ -13,7 +13,7 @@ use whispurr_core::{
         seal::{SEAL_OVERHEAD, open, seal},
         sign::{sign_broadcast, verify_broadcast},
     },
-    derive::{ResonanceContentKey, ResonanceKey},
+    derive::{Intent, IntentKdf},
     wire::{MessageId, Route},
 };
 
@@ -512,34 +512,65 @@ fn broadcast_signatures_across_providers() {
     check_signatures(Ring, RustCrypto);
 }
 
+const CHEAP: IntentKdf = IntentKdf {
+    memory_kib: 64,
+    iterations: 1,
+    parallelism: 1,
+};
+
 #[test]
-fn resonance_payloads_need_the_intent() {
-    let key = ResonanceKey::from_intent("chess");
-    let content = ResonanceContentKey::from_intent("chess");
-    let id = MessageId([8; 16]);
+fn resonance_payloads_need_the_intent_and_bind_every_origin_field() {
+    let content = Intent::phrase("chess", &CHEAP).unwrap().content_key();
+    let route = Route {
+        id: MessageId([8; 16]),
+        timestamp: NOW.as_millis(),
+        ttl_ms: 60_000,
+        hops: 1,
+        hop_limit: 8,
+    };
     let mut buf = [0u8; 64];
     buf[..5].copy_from_slice(b"e2-e4");
-    let n = seal_resonance(&RustCrypto, &content, &key, &id, &mut buf, 5).unwrap();
+    let n = seal_resonance(&RustCrypto, &content, &route, 0.5, &mut buf, 5).unwrap();
     assert_ne!(&buf[..5], b"e2-e4");
-    let wrong = ResonanceContentKey::from_intent("checkers");
+    let open = |key: &whispurr_core::derive::ResonanceContentKey, route: &Route, strength| {
+        open_resonance(&RustCrypto, key, route, strength, &mut buf[..n].to_vec())
+    };
+    let wrong = Intent::phrase("checkers", &CHEAP).unwrap().content_key();
+    assert_eq!(open(&wrong, &route, 0.5).unwrap_err(), CryptoError::Decrypt);
+    // Every field the origin sets is bound; the hop count, which forwarders raise, is not.
+    let changed = [
+        Route {
+            id: MessageId([9; 16]),
+            ..route
+        },
+        Route {
+            timestamp: route.timestamp + 1,
+            ..route
+        },
+        Route {
+            ttl_ms: route.ttl_ms + 1,
+            ..route
+        },
+        Route {
+            hop_limit: route.hop_limit + 1,
+            ..route
+        },
+    ];
+    for other in changed {
+        assert_eq!(
+            open(&content, &other, 0.5).unwrap_err(),
+            CryptoError::Decrypt,
+            "{other:?}"
+        );
+    }
     assert_eq!(
-        open_resonance(&RustCrypto, &wrong, &key, &id, &mut buf[..n].to_vec()).unwrap_err(),
+        open(&content, &route, 0.6).unwrap_err(),
         CryptoError::Decrypt
     );
-    let other_key = ResonanceKey::from_intent("go");
-    assert_eq!(
-        open_resonance(
-            &RustCrypto,
-            &content,
-            &other_key,
-            &id,
-            &mut buf[..n].to_vec()
-        )
-        .unwrap_err(),
-        CryptoError::Decrypt
-    );
+    let forwarded = Route { hops: 5, ..route };
+    assert_eq!(open(&content, &forwarded, 0.5), Ok(5));
     let mut copy = buf[..n].to_vec();
-    let p = open_resonance(&RustCrypto, &content, &key, &id, &mut copy).unwrap();
+    let p = open_resonance(&RustCrypto, &content, &route, 0.5, &mut copy).unwrap();
     assert_eq!(&copy[..p], b"e2-e4");
 }
 
@@ -554,7 +585,8 @@ fn secrets_stay_out_of_debug_output() {
     for text in [
         format!("{me:?}"),
         format!("{:?}", me.key_pair()),
-        format!("{:?}", ResonanceContentKey::from_intent("x")),
+        format!("{:?}", Intent::secret("x", [0x5e; 32])),
+        format!("{:?}", Intent::secret("x", [0x5e; 32]).content_key()),
         format!("{:?}", sessions().0),
     ] {
         assert!(!text.contains(&secret_hex[..8]), "{text}");

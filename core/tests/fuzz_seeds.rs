@@ -108,6 +108,8 @@ fn engine_sequences() -> Vec<(String, Vec<u8>)> {
     step(&mut commands, 3, b"\x01whisper");
     step(&mut commands, 3, b"\x02chess");
     step(&mut commands, 3, b"\x03chess");
+    step(&mut commands, 3, b"\x05private");
+    step(&mut commands, 3, b"\x03private");
     step(&mut commands, 2, &[0xff, 0xff]);
     step(&mut commands, 3, b"\x04chess");
     all.push(("seed-commands".into(), commands));

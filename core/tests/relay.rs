@@ -233,6 +233,17 @@ impl Net {
         found.peers.node_ids().collect()
     }
 
+    /// A LOOKUP the relay must refuse: returns the ERROR code it answered with.
+    fn refused_lookup(&mut self, i: usize, namespace: [u8; 32]) -> u16 {
+        self.send(i, Message::Lookup(Lookup { namespace }));
+        let got = self.take(i);
+        assert_eq!(got.len(), 1, "one answer");
+        match decode(&got[0]) {
+            Message::Error(ErrorMsg { code, .. }) => code,
+            other => panic!("expected ERROR, got {other:?}"),
+        }
+    }
+
     fn join(&mut self, i: usize, namespace: [u8; 32], leave: bool) -> Option<u16> {
         self.send(i, Message::Join(Join { namespace, leave }));
         let got = self.take(i);
@@ -437,6 +448,8 @@ fn disconnect_forgets_the_client() {
     let mut net = Net::with_defaults();
     let (a, b) = (net.join_net(1), net.join_net(2));
     net.join(a, ns(1), false);
+    net.join(a, ns(2), false);
+    net.join(b, ns(1), false);
     let id = net.peers[a].id;
     net.relay.handle_link_down(net.now, id);
     net.drain_events();
@@ -446,7 +459,7 @@ fn disconnect_forgets_the_client() {
         "memberships vanish with the client"
     );
     let s = net.relay.stats();
-    assert_eq!((s.clients, s.registered, s.namespaces), (1, 1, 0));
+    assert_eq!((s.clients, s.registered, s.namespaces), (1, 1, 1));
     // Late data for a closed client is ignored; a handle never issued is misuse.
     assert_eq!(net.relay.handle_data(net.now, id, &mut [1, 2, 3]), Ok(()));
     let bogus = ClientId(1_000);
@@ -498,15 +511,19 @@ fn join_lookup_found_excludes_the_asker() {
     let mut expect = vec![ib, ic];
     expect.sort();
     assert_eq!(found, expect, "the asker is left out");
-    // A non-member may look up too.
+    // Members are listed to members only: a non-member is refused, whether the namespace
+    // exists or not, and learns nothing from the refusal.
+    assert_eq!(net.refused_lookup(d, ns(7)), error_code::NOT_JOINED);
+    assert_eq!(net.refused_lookup(a, ns(8)), error_code::NOT_JOINED);
+    net.join(d, ns(7), false);
     let mut found = net.lookup(d, ns(7));
     found.sort();
     let mut expect = vec![ia, ib, ic];
     expect.sort();
-    assert_eq!(found, expect);
-    assert!(net.lookup(a, ns(8)).is_empty(), "unknown namespace");
+    assert_eq!(found, expect, "once it joined");
     assert_eq!(net.relay.stats().namespaces, 1);
-    assert_eq!(net.relay.stats().lookups, 3);
+    assert_eq!(net.relay.stats().lookups, 2);
+    assert_eq!(net.relay.stats().lookup_refused, 2);
 }
 
 #[test]
@@ -522,7 +539,11 @@ fn leave_removes_the_membership() {
     assert_eq!(net.join(b, ns(2), true), None);
     net.join(a, ns(1), true);
     net.join(c, ns(1), true);
-    assert!(net.lookup(b, ns(1)).is_empty());
+    assert_eq!(
+        net.refused_lookup(b, ns(1)),
+        error_code::NOT_JOINED,
+        "no longer a member"
+    );
     assert_eq!(
         net.relay.stats().namespaces,
         0,
@@ -561,7 +582,8 @@ fn cap_members_per_namespace() {
     assert_eq!(net.join(a, ns(1), false), None);
     assert_eq!(net.join(b, ns(1), false), None);
     assert_eq!(net.join(c, ns(1), false), Some(error_code::NAMESPACE_FULL));
-    assert_eq!(net.lookup(c, ns(1)).len(), 2);
+    assert_eq!(net.refused_lookup(c, ns(1)), error_code::NOT_JOINED);
+    assert_eq!(net.lookup(a, ns(1)).len(), 1);
     net.join(b, ns(1), true);
     assert_eq!(net.join(c, ns(1), false), None);
     assert_eq!(net.relay.stats().join_rejected, 1);
@@ -744,6 +766,7 @@ fn a_reconnect_replaces_the_old_connection() {
     let mut net = Net::with_defaults();
     let (a, b) = (net.join_net(1), net.join_net(2));
     net.join(a, ns(1), false);
+    net.join(b, ns(1), false);
     let old = net.peers[a].id;
     let a2 = net.connect(identity(1));
     net.pump();

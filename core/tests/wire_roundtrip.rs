@@ -6,7 +6,7 @@ mod common;
 use proptest::prelude::*;
 use whispurr_core::{
     NodeId, NodeKey,
-    derive::{ResonanceKey, WhisperTag},
+    derive::{BlindedKey, WhisperTag},
     wire::{
         Ack, Announce, Broadcast, Contact, ContactList, ErrorMsg, Extension, Flags, Found, Frame,
         Goodbye, Hello, Join, Limits, List, Lookup, Membership, Message, MessageId, Peers, Ping,
@@ -81,7 +81,7 @@ impl Spec {
             }),
             7 => Message::Resonance(Resonance {
                 route: self.route,
-                key: ResonanceKey::from_intent(&self.text),
+                tag: BlindedKey(self.key),
                 strength: self.strength,
                 payload: &self.payload,
             }),
@@ -106,7 +106,7 @@ impl Spec {
             12 => Message::Custom(0x80 | self.num16 as u8, ext),
             13 => Message::Ack(Ack { id: self.route.id }),
             14 => Message::Announce(Announce {
-                keys: List::from_raw(keys),
+                blinded: List::from_raw(keys),
             }),
             15 => Message::Peers(Peers {
                 peers: List::from_raw(ids),

@@ -223,7 +223,7 @@ fn strength_out_of_range() {
     for strength in [-0.01f32, 1.01, f32::NAN, f32::INFINITY] {
         let frame = encode(Message::Resonance(Resonance {
             route: samples::route(),
-            key: whispurr_core::derive::ResonanceKey::from_intent("x"),
+            tag: whispurr_core::derive::BlindedKey([0x5a; 32]),
             strength,
             payload: &[],
         }));
@@ -236,7 +236,7 @@ fn strength_out_of_range() {
     for strength in [0.0f32, 1.0] {
         let frame = encode(Message::Resonance(Resonance {
             route: samples::route(),
-            key: whispurr_core::derive::ResonanceKey::from_intent("x"),
+            tag: whispurr_core::derive::BlindedKey([0x5a; 32]),
             strength,
             payload: &[],
         }));
@@ -483,12 +483,12 @@ fn list_fields_are_bounded_and_whole() {
     };
     let three = [7u8; 96];
     let frame = encode(Message::Announce(Announce {
-        keys: List::from_raw(&three),
+        blinded: List::from_raw(&three),
     }));
     assert_eq!(
         Frame::decode(&frame, &limits),
         Err(WireError::FieldTooLarge {
-            field: "keys",
+            field: "blinded",
             len: 3,
             max: 2
         })

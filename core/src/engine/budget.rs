@@ -21,7 +21,7 @@
 use crate::{
     NodeId, NodeKey,
     crypto::{MAX_MESSAGE_LEN, TAG_LEN, seal::SEAL_OVERHEAD},
-    derive::{ResonanceKey, WhisperTag},
+    derive::{BlindedKey, WhisperTag},
     wire::{
         Broadcast, Extension, Frame, Limits, Message, MessageId, Resonance, Route, Signature,
         Whisper,
@@ -115,7 +115,7 @@ impl Budget {
         }));
         let resonance = fields(Message::Resonance(Resonance {
             route,
-            key: ResonanceKey([0xff; 32]),
+            tag: BlindedKey([0xff; 32]),
             strength: 1.0,
             payload: &[],
         })) + crate::crypto::resonance::RESONANCE_OVERHEAD;

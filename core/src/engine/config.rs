@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use crate::{crypto::link::LinkConfig, wire::Limits};
+use crate::{crypto::link::LinkConfig, derive::IntentKdf, wire::Limits};
 
 /// How broadcasts are authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,6 +188,12 @@ pub struct Config {
     pub direct_retry: Duration,
     /// Lowest resonance strength delivered to the application.
     pub min_strength: f32,
+    /// Argon2id cost of deriving an intent phrase's secret in
+    /// [`attune`](super::Engine::attune): paid once per phrase attuned, never per message.
+    /// Part of the derivation, so every node attuned to a phrase must use the same value;
+    /// default [`IntentKdf::RECOMMENDED`] (19 MiB, 2 passes: 23.7 ms in release on this
+    /// project's machines). See [`IntentKdf`] for the measurements and for small hardware.
+    pub intent_kdf: IntentKdf,
     /// Interval of extension ticks.
     pub tick_interval: Duration,
     /// Traffic obfuscation.
@@ -236,6 +242,7 @@ impl Default for Config {
             try_direct: true,
             direct_retry: Duration::from_secs(10),
             min_strength: 0.0,
+            intent_kdf: IntentKdf::RECOMMENDED,
             tick_interval: Duration::from_secs(1),
             obfuscation: Obfuscation::off(),
             membership: None,

@@ -9,7 +9,6 @@ use super::{
 use crate::{
     NodeKey, Timestamp,
     crypto::CryptoProvider,
-    derive::ResonanceKey,
     wire::{Message, Pong},
 };
 
@@ -35,16 +34,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             Message::Whisper(w) => self.on_whisper(now, from, Some(link), w),
             Message::Ack(a) => self.on_ack(from, a.id),
             Message::Broadcast(b) => self.on_broadcast(now, link, from, b),
-            Message::Resonance(r) => self.on_resonance(now, from, r),
-            Message::Announce(a) => {
-                if let Some(p) = self.peers.get_mut(&from) {
-                    p.keys.clear();
-                    for k in a.keys.keys().take(super::peers::MAX_KEYS_PER_PEER) {
-                        // Cannot fail: at most the capacity is taken.
-                        let _ = p.keys.push(ResonanceKey(k));
-                    }
-                }
-            }
+            Message::Resonance(r) => self.on_resonance(now, link, from, r),
+            Message::Announce(a) => self.on_announce(now, link, from, a),
             Message::Peers(list) => self.on_peers(now, from, list),
             Message::Tree(t) => self.on_tree(now, from, t),
             Message::Membership(m) => {

@@ -181,9 +181,10 @@ pub enum Event {
     Resonance {
         /// Its id.
         id: MessageId,
-        /// The intent (as given to `attune`).
+        /// The intent's local name (the phrase given to `attune`, or the name given with a
+        /// secret).
         intent: String,
-        /// The sender's strength.
+        /// The origin's strength (authenticated).
         strength: f32,
         /// The decrypted content.
         payload: Vec<u8>,
@@ -273,6 +274,10 @@ pub enum SendError {
     /// Not attuned to that intent.
     #[error("not attuned")]
     NotAttuned,
+    /// The intent phrase's secret could not be derived (`Config::intent_kdf` out of range, or
+    /// not enough memory for it).
+    #[error("intent derivation failed: {0}")]
+    Intent(crate::derive::IntentError),
     /// The de-duplication set's share for this kind of message is full of messages still
     /// valid (`Config::max_seen`): try again when some expire.
     #[error("too many messages of this kind in flight")]

@@ -11,7 +11,8 @@
 //!   [`handle_incoming`](Engine::handle_incoming), [`handle_signal`](Engine::handle_signal),
 //!   [`handle_blocked`](Engine::handle_blocked) / [`handle_writable`](Engine::handle_writable),
 //!   [`handle_timeout`](Engine::handle_timeout). *Commands* too: `add_relay`, `connect_peer`,
-//!   `whisper`, `broadcast`, `attune`, `resonate`, `send_extension`, `shutdown`, ….
+//!   `whisper`, `broadcast`, `attune` / `attune_secret`, `resonate`, `send_extension`,
+//!   `shutdown`, ….
 //! - *Outputs*: [`poll_action`](Engine::poll_action) (open or close a transport, hand a WebRTC
 //!   signal over), [`poll_transmit`](Engine::poll_transmit) (a sealed record for a link, owned)
 //!   and [`poll_event`](Engine::poll_event) (what the application should know).
@@ -156,14 +157,16 @@ use crate::{
     Identity, NodeId, NodeKey, Timestamp,
     conn::Received,
     crypto::{CryptoProvider, VerifyingKey},
-    derive::{ResonanceContentKey, ResonanceKey},
+    derive::{RendezvousKey, ResonanceContentKey, ResonanceKey},
     wire::{Frame, MessageId, MessageType, WireError},
 };
 
-/// An intent this node is attuned to.
+/// An intent this node is attuned to (keyed by its [`ResonanceKey`] in `Engine::attuned`).
 pub(crate) struct Attunement {
-    pub intent: String,
+    /// The local name: the phrase, or the name given with a secret.
+    pub name: String,
     pub content: ResonanceContentKey,
+    pub rendezvous: RendezvousKey,
 }
 
 /// The engine. `P` is the crypto provider, `R` the caller's CSPRNG.

@@ -29,7 +29,7 @@ pub const CAP_WEBRTC: u64 = 1;
 
 /// Rendezvous namespace every node joins at its relays.
 pub(crate) fn global_namespace() -> [u8; 32] {
-    ResonanceKey::from_intent("whispurr/global").0
+    crate::derive::global_namespace()
 }
 
 /// What the engine knows about a peer.
@@ -157,7 +157,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 // Be findable in the global namespace and every attuned one; look up those we
                 // open sessions in.
                 let mut spaces = alloc::vec![global_namespace()];
-                spaces.extend(self.attuned.keys().map(|k| k.0));
+                spaces.extend(self.intent_namespaces(link));
                 for namespace in spaces {
                     let join = Message::Join(Join {
                         namespace,

@@ -22,6 +22,10 @@ pub enum DropCause {
     /// Unsolicited work refused by a cap or a rate limit before it was paid for (a tunnel
     /// handshake beyond `max_inbound_tunnels` or `inbound_tunnel_rate`).
     Refused,
+    /// A resonance message whose payload or authenticated fields (timestamp, time to live,
+    /// hop limit, strength) were changed on the way: it failed decryption under the intent's
+    /// key announced by the neighbour that sent it.
+    Tampered,
     /// A frame too large for the link it had to take (a forwarded frame from a peer with larger
     /// limits; own payloads are checked against the frame budget before they are accepted).
     TooLarge,
@@ -75,10 +79,15 @@ pub struct Stats {
     /// Own anonymous broadcasts spread by their origin because no copy came back from the
     /// stem in time.
     pub stem_fail_safes: u64,
+    /// Resonance messages changed on the way (failed authentication).
+    pub dropped_tampered: u64,
     /// Links closed because of hostile or broken input.
     pub links_failed: u64,
     /// Signatures verified.
     pub signatures_verified: u64,
+    /// Argon2id derivations of intent phrases this engine ran (one per phrase attuned;
+    /// attuning a secret, resonating and detuning run none).
+    pub intent_derivations: u64,
     /// Whispers acknowledged by their recipient.
     pub whispers_delivered: u64,
     /// Whispers reported failed.
@@ -121,6 +130,7 @@ impl Stats {
             DropCause::NoRoute => &mut self.dropped_no_route,
             DropCause::TooLarge => &mut self.dropped_too_large,
             DropCause::Refused => &mut self.dropped_refused,
+            DropCause::Tampered => &mut self.dropped_tampered,
         };
         *c += 1;
     }

@@ -1,4 +1,5 @@
-//! Relays: rendezvous (JOIN and LOOKUP of namespaces), end-to-end tunnels to peers met there
+//! Relays: rendezvous (JOIN and LOOKUP of namespaces: the global one, and one per attuned
+//! intent and relay), end-to-end tunnels to peers met there
 //! (a Noise session whose records travel inside RELAY frames), and the frames a relay sends.
 
 use alloc::vec::Vec;
@@ -13,7 +14,7 @@ use super::{
 use crate::{
     NodeId, NodeKey, Timestamp,
     crypto::CryptoProvider,
-    derive::ResonanceKey,
+    derive::RendezvousKey,
     wire::{Found, Join, Lookup, Message, Relay, RelayStage, Unreachable},
 };
 
@@ -61,7 +62,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             Message::Found(Found { namespace, peers }) => {
                 let ids: Vec<NodeId> = peers.node_ids().collect();
                 let wanted = (namespace == global_namespace() && self.config.auto_connect)
-                    || self.attuned.contains_key(&ResonanceKey(namespace));
+                    || self.intent_namespaces(relay).contains(&namespace);
                 for id in ids {
                     if id.key() == self.identity.node_id().key() || id.validate().is_err() {
                         continue;
@@ -195,10 +196,31 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             .collect()
     }
 
-    /// Joins or leaves a namespace at every relay, and looks it up when joining.
-    pub(crate) fn rendezvous(&mut self, now: Timestamp, namespace: [u8; 32], leave: bool) {
+    /// The relay's node key, once its link is established.
+    fn relay_key(&self, relay: LinkId) -> Option<NodeKey> {
+        self.links.get(&relay)?.peer_key()
+    }
+
+    /// The namespaces of our attuned intents at one relay: each intent's rendezvous key bound
+    /// to that relay's node key, so no two relays see the same name for an intent.
+    pub(crate) fn intent_namespaces(&self, relay: LinkId) -> Vec<[u8; 32]> {
+        let Some(relay_key) = self.relay_key(relay) else {
+            return Vec::new();
+        };
+        self.attuned
+            .values()
+            .map(|a| a.rendezvous.namespace(&relay_key))
+            .collect()
+    }
+
+    /// Joins or leaves an intent's namespace at every relay, and looks it up when joining.
+    pub(crate) fn rendezvous(&mut self, now: Timestamp, key: &RendezvousKey, leave: bool) {
         let relays = self.established_relays();
         for link in relays {
+            let Some(relay_key) = self.relay_key(link) else {
+                continue;
+            };
+            let namespace = key.namespace(&relay_key);
             let _ = self.send_on(
                 now,
                 link,
@@ -224,13 +246,14 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     }
 
     /// Looks up, at one relay, the namespaces we open sessions in: the global one with
-    /// `auto_connect`, and every attuned one.
+    /// `auto_connect`, and every attuned one. The relay answers only for namespaces we joined
+    /// there, which these all are.
     pub(crate) fn lookup_at(&mut self, now: Timestamp, link: LinkId) {
         let mut spaces = Vec::new();
         if self.config.auto_connect {
             spaces.push(global_namespace());
         }
-        spaces.extend(self.attuned.keys().map(|k| k.0));
+        spaces.extend(self.intent_namespaces(link));
         for namespace in spaces {
             let lookup = Message::Lookup(Lookup { namespace });
             let _ = self.send_on(now, link, lookup, Class::Control);

@@ -18,10 +18,19 @@
 //! |---|---|
 //! | `RELAY { peer: target }` | forwards `RELAY { peer: source, stage, payload }` to the target, or answers `UNREACHABLE { peer: target }` |
 //! | `JOIN { namespace, leave }` | adds or removes the membership; a refused JOIN is answered with an `ERROR` ([`error_code`]) |
-//! | `LOOKUP { namespace }` | answers `FOUND` with up to [`RelayConfig::max_found`] other members |
+//! | `LOOKUP { namespace }` | answers `FOUND` with up to [`RelayConfig::max_found`] other members to a client that joined the namespace; anyone else gets an `ERROR` ([`error_code::NOT_JOINED`]), counted in [`RelayStats::lookup_refused`] |
 //! | `PING` | answers `PONG` with the same id and time |
 //! | `GOODBYE` | closes the client |
 //! | anything else | counts it in [`RelayStats::unexpected`] and ignores it |
+//!
+//! **Rendezvous without a directory.** A namespace is an opaque 32-byte name; the relay knows
+//! nothing of intents. Engines name an intent's namespace by a value derived from the intent's
+//! secret and the relay's own key (one Argon2id evaluation per guess of a phrase, and a
+//! different name at every relay), and every engine joins the public global namespace
+//! ([`global_namespace`](crate::derive::global_namespace)) — the "everyone" rendezvous, open in
+//! that its name is known to all, under the same rule as any other: who looks is listed too.
+//! So the relay learns which of its clients share a namespace and how many each joined, never
+//! what they stand for, and a client learns the members of a namespace only by becoming one.
 //!
 //! **Loss is the ends' business.** A forward that does not fit the target's send queue
 //! ([`RelayConfig::max_queue_bytes`]) is dropped and counted ([`RelayStats::queue_full`]), as is
@@ -190,7 +199,7 @@ use crate::{
     },
 };
 
-/// Codes of the ERROR messages the relay sends when it refuses a JOIN.
+/// Codes of the ERROR messages the relay sends when it refuses a JOIN or a LOOKUP.
 pub mod error_code {
     /// The client is already in [`RelayConfig::max_namespaces_per_client`](super::RelayConfig)
     /// namespaces.
@@ -199,6 +208,8 @@ pub mod error_code {
     pub const NAMESPACE_FULL: u16 = 0x0102;
     /// The relay tracks [`RelayConfig::max_namespaces`](super::RelayConfig) namespaces.
     pub const TOO_MANY_NAMESPACES: u16 = 0x0103;
+    /// A LOOKUP of a namespace the client has not joined (members are listed to members only).
+    pub const NOT_JOINED: u16 = 0x0104;
 }
 
 /// One connection and what the relay knows about it.
@@ -655,6 +666,24 @@ impl<P: CryptoProvider, R: CryptoRng> Relay<P, R> {
     }
 
     fn lookup(&mut self, id: ClientId, msg: Lookup) {
+        let joined = self
+            .clients
+            .get(&id)
+            .is_some_and(|c| c.namespaces.contains(&msg.namespace));
+        if !joined {
+            // Members are listed only to members: a client cannot probe namespaces it is not
+            // in (a guessed intent's, say) without showing itself in them.
+            self.stats.lookup_refused += 1;
+            self.reply(
+                id,
+                Message::Error(ErrorMsg {
+                    code: error_code::NOT_JOINED,
+                    about: None,
+                    detail: "lookup of a namespace not joined",
+                }),
+            );
+            return;
+        }
         self.stats.lookups += 1;
         let cap = self.config.max_found.min(self.config.limits.max_list_len);
         let raw: Vec<u8> = self

@@ -1,5 +1,5 @@
-//! Rendezvous: who is in which namespace. A namespace is any 32-byte name (typically a resonance
-//! key); its members are the registered clients that joined it. Nothing outlives a client: its
+//! Rendezvous: who is in which namespace. A namespace is any 32-byte name (an intent's
+//! namespace at this relay, or the global one); its members are the registered clients that joined it. Nothing outlives a client: its
 //! memberships go when it does, and an empty namespace is forgotten.
 
 use alloc::{collections::BTreeMap, vec, vec::Vec};

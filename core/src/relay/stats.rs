@@ -44,6 +44,9 @@ pub struct RelayStats {
     pub join_rejected: u64,
     /// LOOKUPs answered.
     pub lookups: u64,
+    /// LOOKUPs refused because the client had not joined the namespace (answered with an
+    /// `ERROR`, [`error_code::NOT_JOINED`](super::error_code::NOT_JOINED)).
+    pub lookup_refused: u64,
     /// PINGs answered.
     pub pings: u64,
     /// Clients that said GOODBYE.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use super::{Limits, MessageType, WebRtcSignal, WireError, bytes};
 use crate::{
     NodeId, NodeKey, Timestamp,
-    derive::{ResonanceKey, WhisperTag},
+    derive::{BlindedKey, WhisperTag},
 };
 
 /// A random 16-byte message id; de-duplication is by id.
@@ -183,16 +183,19 @@ pub struct Broadcast<'a> {
     pub signature: Option<Signature>,
 }
 
-/// RESONANCE: a message to the nodes attuned to an intent.
+/// RESONANCE: a message to the nodes attuned to an intent. It travels only between attuned
+/// nodes, each of which checks it before it forwards it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Resonance<'a> {
-    /// Routing fields.
+    /// Routing fields. Everything but the hop count is authenticated with the payload.
     pub route: Route,
-    /// The intent's public key.
-    pub key: ResonanceKey,
-    /// How strongly the sender resonates, in `[0, 1]`.
+    /// The intent's key blinded for this link and sender
+    /// ([`ResonanceKey::tag`](crate::derive::ResonanceKey::tag)); derived again at every hop.
+    pub tag: BlindedKey,
+    /// How strongly the origin resonates, in `[0, 1]` (authenticated with the payload).
     pub strength: f32,
-    /// The content, encrypted under the intent's content key.
+    /// The content, encrypted under the intent's content key, its tag binding the route
+    /// fields (but the hop count) and the strength.
     #[serde(serialize_with = "bytes::serialize")]
     pub payload: &'a [u8],
 }
@@ -299,12 +302,15 @@ pub fn encode_node_ids<'i>(ids: impl IntoIterator<Item = &'i NodeId>, out: &mut 
     n
 }
 
-/// ANNOUNCE: the complete set of resonance keys the sender is attuned to (replaces the last).
+/// ANNOUNCE: the complete set of intents the sender is attuned to (replaces the last), each as
+/// its key blinded for this link and sender
+/// ([`ResonanceKey::announcement`](crate::derive::ResonanceKey::announcement)): only a node
+/// attuned to the same intent recognises an entry, and only on this link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Announce<'a> {
-    /// Resonance keys, 32 bytes each.
+    /// Blinded keys, 32 bytes each (at most `Limits::max_list_len`).
     #[serde(borrow)]
-    pub keys: List<'a, 32>,
+    pub blinded: List<'a, 32>,
 }
 
 /// PEERS: node IDs the sender knows (peer exchange).
@@ -494,13 +500,14 @@ pub struct Relay<'a> {
 /// JOIN: enter (or leave) a rendezvous namespace at the relay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Join {
-    /// The namespace (a resonance key, or any 32-byte name).
+    /// The namespace (an intent's namespace at this relay, the global one, or any 32-byte
+    /// name).
     pub namespace: [u8; 32],
     /// `true` to leave instead.
     pub leave: bool,
 }
 
-/// LOOKUP: ask the relay who is in a namespace.
+/// LOOKUP: ask the relay who is in a namespace (answered only to members of it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lookup {
     /// The namespace.
@@ -750,7 +757,7 @@ impl<'a> Message<'a> {
         match self {
             Message::Goodbye(m) => text("reason", m.reason, limits),
             Message::Error(m) => text("detail", m.detail, limits),
-            Message::Announce(m) => m.keys.check(MessageType::Announce, "keys", limits),
+            Message::Announce(m) => m.blinded.check(MessageType::Announce, "blinded", limits),
             Message::Peers(m) => m.peers.check(MessageType::Peers, "peers", limits),
             Message::Found(m) => m.peers.check(MessageType::Found, "peers", limits),
             Message::Membership(m) => match m {

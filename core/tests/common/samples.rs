@@ -4,7 +4,7 @@
 
 use whispurr_core::{
     NodeId, NodeKey,
-    derive::{ResonanceKey, WhisperTag},
+    derive::{BlindedKey, WhisperTag},
     wire::{
         Ack, Announce, Broadcast, ErrorMsg, Extension, Found, Goodbye, Hello, Join, List, Lookup,
         Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route,
@@ -136,7 +136,7 @@ pub fn all(payload: &[u8]) -> Vec<(&'static str, Message<'_>)> {
             "resonance",
             Message::Resonance(Resonance {
                 route: route(),
-                key: ResonanceKey::from_intent("chess"),
+                tag: BlindedKey([0x5a; 32]),
                 strength: 0.75,
                 payload,
             }),
@@ -171,7 +171,7 @@ pub fn all(payload: &[u8]) -> Vec<(&'static str, Message<'_>)> {
         (
             "announce",
             Message::Announce(Announce {
-                keys: List::from_raw(&KEYS),
+                blinded: List::from_raw(&KEYS),
             }),
         ),
         (
