@@ -111,6 +111,7 @@ mod event;
 mod exchange;
 mod extension;
 mod hosting;
+mod hyparview;
 mod links;
 mod membership;
 mod obfuscation;
@@ -198,7 +199,7 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) reconnect_attempts: BTreeMap<String, u32>,
     pub(crate) stats: Stats,
     pub(crate) shut_down: bool,
-    pub(crate) view: Option<membership::View>,
+    pub(crate) view: Option<hyparview::State<LinkId>>,
     pub(crate) tree: Option<tree::TreeState>,
     pub(crate) budget: budget::Budget,
     pub(crate) timers: timers::Timers,
@@ -218,6 +219,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// A new engine for `identity`.
     pub fn new(identity: Identity, config: Config, provider: P, rng: R, now: Timestamp) -> Self {
         let seen = SeenSet::new(config.max_seen);
+        let view = membership::new_view(&config, *identity.node_id(), now);
         Engine {
             identity,
             provider,
@@ -244,7 +246,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             reconnect_attempts: BTreeMap::new(),
             stats: Stats::default(),
             shut_down: false,
-            view: config.membership.map(|m| membership::View::new(m, now)),
+            view,
             tree: config.broadcast_tree.map(tree::TreeState::new),
             budget: budget::Budget::new(&config.limits),
             timers: timers::Timers::default(),
