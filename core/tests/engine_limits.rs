@@ -11,7 +11,7 @@ use whispurr_core::{
     conn::{Conn, Received},
     crypto::{RustCrypto, sign::sign_broadcast},
     engine::{
-        Action, Addr, Config, DownReason, Engine, EngineError, Event, LinkId, Obfuscation,
+        Action, Addr, Config, DownReason, Engine, EngineError, Event, Gossip, LinkId, Obfuscation,
         SendError, TreeConfig, WebRtcSignal,
     },
     wire::{Broadcast, Frame, Limits, Message, MessageId, Ping, Route, Signal, Signature, Tree},
@@ -713,7 +713,7 @@ fn tree_node(tree: TreeConfig) -> Node {
     node(
         1,
         Config {
-            broadcast_tree: Some(tree),
+            gossip: Gossip::Tree(tree),
             ..Config::default()
         },
     )
@@ -777,7 +777,7 @@ fn probes_by_others_are_capped() {
         1,
         Config {
             membership: Some(whispurr_core::engine::MembershipConfig::default()),
-            broadcast_tree: Some(TreeConfig::default()),
+            gossip: Gossip::Tree(TreeConfig::default()),
             listen_addr: Some("sim://0".into()),
             ..Config::default()
         },

@@ -135,7 +135,7 @@ fn hyparview(n: usize) -> impl Fn(usize) -> Config {
 fn with_tree(n: usize) -> impl Fn(usize) -> Config {
     let base = hyparview(n);
     move |i| Config {
-        broadcast_tree: Some(whispurr_core::engine::TreeConfig::default()),
+        gossip: whispurr_core::engine::Gossip::Tree(whispurr_core::engine::TreeConfig::default()),
         ..base(i)
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use whispurr_core::{
-    engine::{BroadcastAuth, Config, MembershipConfig, TreeConfig},
+    engine::{BroadcastAuth, Config, Gossip, MembershipConfig, TreeConfig},
     sim::{Sim, SimConfig},
 };
 
@@ -25,7 +25,7 @@ fn overlay(n: usize, seed: u64, loss: f64) -> Sim {
             max_peers: n + 8,
             broadcast_auth: BroadcastAuth::Anonymous,
             membership: Some(MembershipConfig::default()),
-            broadcast_tree: Some(TreeConfig::default()),
+            gossip: Gossip::Tree(TreeConfig::default()),
             listen_addr: Some(format!("sim://{i}")),
             ..Config::default()
         },

@@ -106,6 +106,7 @@ mod config;
 mod direct;
 mod dispatch;
 mod drive;
+mod estimator;
 mod event;
 mod exchange;
 mod extension;
@@ -114,6 +115,7 @@ mod links;
 mod membership;
 mod obfuscation;
 mod peers;
+mod plumtree;
 mod quality;
 mod resonance;
 mod seen;
@@ -129,20 +131,20 @@ use alloc::{
     vec::Vec,
 };
 
-pub use broadcast::{Flood, GossipStrategy};
 pub use budget::PayloadKind;
-pub use config::{BroadcastAuth, Config, MembershipConfig, Obfuscation};
+pub use config::{BroadcastAuth, Config, Gossip, MembershipConfig, Obfuscation};
 pub use drive::{Output, drain};
+pub use estimator::Estimator;
 pub use event::{
     Action, Addr, DownReason, EngineError, Event, LinkId, PathKind, SendError, Transmit,
     WhisperFailure,
 };
 pub use extension::{Extension, ExtensionContext, ExtensionMessage, Outgoing};
 pub use peers::{CAP_WEBRTC, MAX_KEYS_PER_PEER, PATH_HYSTERESIS};
+pub use plumtree::TreeConfig;
 pub use quality::Quality;
 use rand_core::CryptoRng;
 pub use stats::{DropCause, Stats};
-pub use tree::TreeConfig;
 
 /// The typed WebRTC signal of [`Action::Signal`] and [`Engine::handle_signal`] (defined in
 /// [`wire::signal`](crate::wire::signal), with its compatibility rule).
@@ -183,7 +185,6 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) ext_types: BTreeMap<MessageType, usize>,
     pub(crate) next_tick: Timestamp,
     pub(crate) next_lookup: Timestamp,
-    pub(crate) strategy: Box<dyn GossipStrategy>,
     pub(crate) actions: VecDeque<Action>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) reconnects: Vec<(Timestamp, String)>,
@@ -191,7 +192,7 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) stats: Stats,
     pub(crate) shut_down: bool,
     pub(crate) view: Option<membership::View>,
-    pub(crate) tree: Option<tree::TreeState>,
+    pub(crate) tree: Option<plumtree::PlumTree>,
     pub(crate) budget: budget::Budget,
 }
 
@@ -217,7 +218,6 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             ext_types: BTreeMap::new(),
             next_tick: now.saturating_add(config.tick_interval),
             next_lookup: now.saturating_add(config.lookup_interval),
-            strategy: Box::new(Flood),
             actions: VecDeque::new(),
             events: VecDeque::new(),
             reconnects: Vec::new(),
@@ -225,7 +225,10 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             stats: Stats::default(),
             shut_down: false,
             view: config.membership.map(|m| membership::View::new(m, now)),
-            tree: config.broadcast_tree.map(tree::TreeState::new),
+            tree: match config.gossip {
+                Gossip::Flood => None,
+                Gossip::Tree(cfg) => Some(plumtree::PlumTree::new(cfg)),
+            },
             budget: budget::Budget::new(&config.limits),
             config,
         }
@@ -273,11 +276,6 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// Peers known by ID (with or without a path; bounded by `max_peers`).
     pub fn known_peers(&self) -> usize {
         self.peers.len()
-    }
-
-    /// Replaces the broadcast strategy (default: [`Flood`]).
-    pub fn set_gossip_strategy(&mut self, strategy: Box<dyn GossipStrategy>) {
-        self.strategy = strategy;
     }
 
     /// Moves the engine's clock to `now`. Time never goes backwards inside the engine: a `now`
