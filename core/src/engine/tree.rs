@@ -28,12 +28,30 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         }
     }
 
-    /// The neighbours with an established path, in key order, probes flagged.
+    /// The neighbours with an established path, in key order, probes flagged: the peers whose
+    /// direct or tunnel slot holds an established link. Found from the links (at most
+    /// `max_links`), not by a scan of the peer table, which may hold many more.
     fn tree_neighbours(&self) -> Vec<Neighbour> {
-        self.neighbours()
-            .into_iter()
-            .map(|(key, _)| self.tree_peer(key))
-            .collect()
+        let mut keys: Vec<NodeKey> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.is_established())
+            .filter_map(|(id, l)| {
+                let key = l.peer_key()?;
+                let p = self.peers.get(&key)?;
+                (p.direct == Some(*id) || p.tunnel == Some(*id)).then_some(key)
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        debug_assert_eq!(
+            keys,
+            self.neighbours()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+        );
+        keys.into_iter().map(|key| self.tree_peer(key)).collect()
     }
 
     /// Carries out what the tree asked for, on each neighbour's best path. `spreading` is the
