@@ -14,7 +14,9 @@ use whispurr_core::{
         Action, Addr, Config, DownReason, Engine, EngineError, Event, Gossip, LinkId, Obfuscation,
         SendError, TreeConfig, WebRtcSignal,
     },
-    wire::{Broadcast, Frame, Limits, Message, MessageId, Ping, Route, Signal, Signature, Tree},
+    wire::{
+        Broadcast, Frame, Limits, List, Message, MessageId, Ping, Route, Signal, Signature, Tree,
+    },
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -697,7 +699,7 @@ fn tunnelled_traffic_respects_the_relay_link_queue_cap() {
 }
 
 /// The TREE frames among `frames`.
-fn tree_frames(frames: &[Vec<u8>]) -> Vec<Tree> {
+fn tree_frames(frames: &[Vec<u8>]) -> Vec<Tree<'_>> {
     frames
         .iter()
         .filter_map(
@@ -728,9 +730,10 @@ fn announced_but_missing_broadcasts_are_capped() {
     let mut peer = RawPeer::connect(&mut engine, 2);
     let mut grafts = 0;
     for i in 0..12u8 {
+        let mut entry = [i; 17];
+        entry[16] = 1; // hops
         let ihave = Message::Tree(Tree::IHave {
-            id: MessageId([i; 16]),
-            hops: 1,
+            entries: List::from_raw(&entry),
         });
         grafts += tree_frames(&peer.send(&mut engine, ihave))
             .iter()

@@ -200,6 +200,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// A new engine for `identity`.
     pub fn new(identity: Identity, config: Config, provider: P, rng: R, now: Timestamp) -> Self {
         let seen = SeenSet::new(config.max_seen, config.seen_ttl);
+        let budget = budget::Budget::new(&config.limits);
         Engine {
             identity,
             provider,
@@ -227,9 +228,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             view: config.membership.map(|m| membership::View::new(m, now)),
             tree: match config.gossip {
                 Gossip::Flood => None,
-                Gossip::Tree(cfg) => Some(plumtree::PlumTree::new(cfg)),
+                Gossip::Tree(cfg) => Some(plumtree::PlumTree::new(cfg, budget.ihave_batch)),
             },
-            budget: budget::Budget::new(&config.limits),
+            budget,
             config,
         }
     }

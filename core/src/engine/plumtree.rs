@@ -53,6 +53,19 @@
 //!   pushed to, grafted or adopted; what only it has stays missing, which is what a probe looks
 //!   for.
 //!
+//! # Batched announcements
+//!
+//! Announcements are not sent one by one: those for a neighbour accumulate, and go out as one
+//! IHAVE carrying many (id, hops) entries (at most the `max_batch` the tree was made with, the
+//! wire's list cap) when the caller drains [`poll`](PlumTree::poll) — that is, at the end of
+//! the input that produced them. That is the natural flush point of a sans-IO machine: every
+//! announcement an input makes leaves in that input's records, none waits for a timer, and
+//! the repair latency (which starts at the IHAVE's arrival) is what it was. An input that
+//! announces much to one neighbour — the catch-up of a new link, up to
+//! [`TreeConfig::catch_up_max`] ids — now costs one record (one padded record with obfuscation
+//! on) instead of one per id. A short dispatch delay (iroh-gossip waits 5 ms) would merge more
+//! under bursts of broadcasts, at the price of that delay on every repair.
+//!
 //! # Driving it
 //!
 //! Every input is a `handle_*` method; the engine supplies what the tree cannot know as
@@ -156,11 +169,12 @@ pub(crate) enum OutEvent {
         /// The neighbour.
         to: NodeKey,
     },
-    /// Announce broadcasts to `to` (one TREE IHAVE): their ids and hop counts.
+    /// Announce broadcasts to `to` in one TREE IHAVE: their ids and hop counts, at most
+    /// `max_batch` of them. Comes after the input's other events.
     IHave {
         /// The neighbour.
         to: NodeKey,
-        /// The broadcasts, with the hop count they are pushed on with.
+        /// The broadcasts, with the hop count they would reach `to` with.
         ids: Vec<(MessageId, u8)>,
     },
     /// Send the cached broadcast `id` in full to `to`, which grafted it: see
@@ -253,12 +267,17 @@ pub(crate) struct PlumTree {
     lateness: Estimator,
     /// A shorter path seen through this neighbour, and for how many broadcasts in a row.
     candidate: Option<(NodeKey, u8)>,
+    /// Announcements not yet drained, per neighbour (batched into IHAVEs by `poll`).
+    lazy: BTreeMap<NodeKey, Vec<(MessageId, u8)>>,
+    /// Most entries in one IHAVE.
+    max_batch: usize,
     out: VecDeque<OutEvent>,
 }
 
 impl PlumTree {
-    /// A tree with no links in it yet.
-    pub fn new(cfg: TreeConfig) -> Self {
+    /// A tree with no links in it yet, whose IHAVEs carry at most `max_batch` entries (at
+    /// least one).
+    pub fn new(cfg: TreeConfig, max_batch: usize) -> Self {
         PlumTree {
             cfg,
             eager: BTreeSet::new(),
@@ -269,13 +288,27 @@ impl PlumTree {
             deadlines: BTreeSet::new(),
             lateness: Estimator::default(),
             candidate: None,
+            lazy: BTreeMap::new(),
+            max_batch: max_batch.max(1),
             out: VecDeque::new(),
         }
     }
 
-    /// The next thing to do; call after every input until `None`.
+    /// The next thing to do; call after every input until `None`. The input's announcements
+    /// come last, batched per neighbour.
     pub fn poll(&mut self) -> Option<OutEvent> {
-        self.out.pop_front()
+        if let Some(e) = self.out.pop_front() {
+            return Some(e);
+        }
+        let mut pending = self.lazy.first_entry()?;
+        let to = *pending.key();
+        let ids = if pending.get().len() > self.max_batch {
+            let rest = pending.get_mut().split_off(self.max_batch);
+            core::mem::replace(pending.get_mut(), rest)
+        } else {
+            pending.remove()
+        };
+        Some(OutEvent::IHave { to, ids })
     }
 
     /// The earliest graft deadline: call [`handle_timeout`](Self::handle_timeout) then.
@@ -482,6 +515,7 @@ impl PlumTree {
 
     /// The path to `key` went away: its link leaves the tree and its strikes are forgotten.
     pub fn handle_neighbour_down(&mut self, key: &NodeKey) {
+        self.lazy.remove(key);
         self.eager.remove(key);
         self.strikes.remove(key);
         self.candidate.take_if(|(k, _)| k == key);
@@ -507,12 +541,9 @@ impl PlumTree {
         }
     }
 
-    /// Queues an IHAVE for `to`.
+    /// Adds an announcement to `to`'s next IHAVE.
     fn announce(&mut self, to: NodeKey, id: MessageId, hops: u8) {
-        self.out.push_back(OutEvent::IHave {
-            to,
-            ids: alloc::vec![(id, hops)],
-        });
+        self.lazy.entry(to).or_default().push((id, hops));
     }
 
     /// The wait before grafting a broadcast announced while a tree link is live.

@@ -16,7 +16,7 @@ use super::{
 use crate::{
     NodeKey, Timestamp,
     crypto::CryptoProvider,
-    wire::{Broadcast, Message, MessageId, Tree},
+    wire::{Broadcast, IHAVE_ENTRY_LEN, List, Message, MessageId, Tree, encode_announcements},
 };
 
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
@@ -54,8 +54,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         keys.into_iter().map(|key| self.tree_peer(key)).collect()
     }
 
-    /// Carries out what the tree asked for, on each neighbour's best path. `spreading` is the
-    /// broadcast [`PlumTree::handle_broadcast`] was given, and the class it is sent with.
+    /// Carries out what the tree asked for, on each neighbour's best path; called at the end of
+    /// every tree input, which is when the tree's batched announcements leave. `spreading` is
+    /// the broadcast [`PlumTree::handle_broadcast`] was given, and the class it is sent with.
     /// Returns how many neighbours got it in full and how many an announcement.
     fn tree_outputs(
         &mut self,
@@ -79,12 +80,14 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
                 OutEvent::IHave { to, ids } => {
                     if let Some(link) = self.path_to(&to) {
-                        for (id, hops) in ids {
-                            let ihave = Message::Tree(Tree::IHave { id, hops });
-                            if self.send_on(now, link, ihave, Class::Lazy).is_ok() {
-                                announced += 1;
-                                sent = true;
-                            }
+                        let mut raw = alloc::vec![0u8; ids.len() * IHAVE_ENTRY_LEN];
+                        let n = encode_announcements(&ids, &mut raw);
+                        let ihave = Message::Tree(Tree::IHave {
+                            entries: List::from_raw(&raw[..n]),
+                        });
+                        if self.send_on(now, link, ihave, Class::Lazy).is_ok() {
+                            announced += 1;
+                            sent = true;
                         }
                     }
                 }
@@ -175,21 +178,27 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     }
 
     /// A TREE control frame from `from`.
-    pub(crate) fn on_tree(&mut self, now: Timestamp, from: NodeKey, t: Tree) {
+    pub(crate) fn on_tree(&mut self, now: Timestamp, from: NodeKey, t: Tree<'_>) {
         if self.tree.is_none() {
             return;
         }
         let peer = self.tree_peer(from);
         match t {
-            Tree::IHave { id, hops } => {
-                let seen = self.seen.get(&id).is_some();
-                let neighbours = if seen {
-                    Vec::new()
-                } else {
+            Tree::IHave { entries } => {
+                // The neighbours matter only for broadcasts not seen.
+                let missing = entries
+                    .announcements()
+                    .any(|(id, _)| self.seen.get(&id).is_none());
+                let neighbours = if missing {
                     self.tree_neighbours()
+                } else {
+                    Vec::new()
                 };
-                if let Some(tree) = self.tree.as_mut() {
-                    tree.handle_ihave(now, peer, id, hops, seen, &neighbours);
+                for (id, hops) in entries.announcements() {
+                    let seen = self.seen.get(&id).is_some();
+                    if let Some(tree) = self.tree.as_mut() {
+                        tree.handle_ihave(now, peer, id, hops, seen, &neighbours);
+                    }
                 }
             }
             Tree::Graft { id } => {
@@ -228,7 +237,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.tree.as_ref()?.poll_timeout()
     }
 
-    /// A new link to a neighbour is up: announce the recent broadcasts to it, newest first.
+    /// A new link to a neighbour is up: announce the recent broadcasts to it, newest first, in
+    /// one IHAVE (on the neighbour's best path).
     pub(crate) fn tree_link_up(&mut self, now: Timestamp, link: LinkId) {
         let Some(key) = self.links.get(&link).and_then(|l| l.peer_key()) else {
             return;

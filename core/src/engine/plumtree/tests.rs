@@ -68,7 +68,7 @@ fn rng() -> ChaCha20Rng {
 
 /// A tree whose link to `parent` is live and in the tree.
 fn with_parent(cfg: TreeConfig, parent: u8) -> PlumTree {
-    let mut tree = PlumTree::new(cfg);
+    let mut tree = PlumTree::new(cfg, 64);
     tree.handle_shortcut(peer(parent));
     assert!(drain(&mut tree).is_empty());
     tree
@@ -101,7 +101,7 @@ fn ihaves(events: &[OutEvent]) -> Vec<(NodeKey, Vec<(MessageId, u8)>)> {
 
 #[test]
 fn links_start_lazy_and_the_first_announcement_is_grafted_at_once() {
-    let mut tree = PlumTree::new(TreeConfig::default());
+    let mut tree = PlumTree::new(TreeConfig::default(), 64);
     let n = live(&[1, 2]);
     tree.handle_ihave(T0, peer(1), id(7), 1, false, &n);
     assert_eq!(
@@ -148,7 +148,7 @@ fn links_start_lazy_and_the_first_announcement_is_grafted_at_once() {
 
 #[test]
 fn an_own_broadcast_with_no_tree_link_goes_in_full_to_one_neighbour() {
-    let mut tree = PlumTree::new(TreeConfig::default());
+    let mut tree = PlumTree::new(TreeConfig::default(), 64);
     let n = live(&[1, 2, 3]);
     tree.handle_broadcast(T0, &broadcast(1, 1), None, &[], &n, &mut rng());
     let out = drain(&mut tree);
@@ -320,6 +320,7 @@ fn a_new_neighbour_is_told_of_recent_broadcasts_newest_first_capped() {
         })
         .collect();
     assert_eq!(ids, vec![(id(9), 2), (id(8), 2), (id(7), 2), (id(6), 2)]);
+    assert_eq!(ihaves(&out).len(), 1, "one record");
     // Outside the window, nothing.
     tree.handle_neighbour_up(at(60_000), key(8));
     assert!(drain(&mut tree).is_empty());
@@ -432,4 +433,61 @@ fn a_graft_is_served_from_the_cache_and_adopts_the_link() {
     );
     tree.handle_graft(peer(2), &id(9));
     assert!(drain(&mut tree).is_empty(), "not cached: nothing to serve");
+}
+
+#[test]
+fn announcements_are_batched_per_neighbour_and_leave_after_the_other_events() {
+    let cfg = TreeConfig {
+        catch_up_max: 64,
+        ..TreeConfig::default()
+    };
+    let mut tree = PlumTree::new(cfg, 3);
+    tree.handle_shortcut(peer(1));
+    for i in 0..7u8 {
+        receive(&mut tree, at(u64::from(i) * 1000), 1, i, 2, &[1]);
+    }
+    assert!(drain(&mut tree).is_empty());
+    // Two new neighbours in one go, and a broadcast to spread: pushes first, then one IHAVE
+    // per neighbour and per `max_batch` entries.
+    tree.handle_neighbour_up(at(7000), key(2));
+    tree.handle_neighbour_up(at(7000), key(3));
+    tree.handle_broadcast(
+        at(7000),
+        &broadcast(9, 1),
+        None,
+        &[],
+        &live(&[1, 2, 3]),
+        &mut rng(),
+    );
+    let out = drain(&mut tree);
+    assert_eq!(out[0], OutEvent::Push { to: key(1) });
+    let batches: Vec<(NodeKey, usize)> = ihaves(&out)
+        .iter()
+        .map(|(to, ids)| (*to, ids.len()))
+        .collect();
+    assert_eq!(
+        batches,
+        vec![
+            (key(2), 3),
+            (key(2), 3),
+            (key(2), 2),
+            (key(3), 3),
+            (key(3), 3),
+            (key(3), 2)
+        ]
+    );
+    assert_eq!(out.len(), 1 + batches.len());
+    let to_2: Vec<MessageId> = ihaves(&out)
+        .into_iter()
+        .filter(|(to, _)| *to == key(2))
+        .flat_map(|(_, ids)| ids.into_iter().map(|(id, _)| id))
+        .collect();
+    // Newest first, then the broadcast spread in the same input.
+    let mut expected: Vec<MessageId> = (0..7u8).rev().map(id).collect();
+    expected.push(id(9));
+    assert_eq!(to_2, expected);
+    // A neighbour gone before the drain gets nothing.
+    tree.handle_neighbour_up(at(8000), key(2));
+    tree.handle_neighbour_down(&key(2));
+    assert!(drain(&mut tree).is_empty());
 }
