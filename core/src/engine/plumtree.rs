@@ -56,15 +56,16 @@
 //! # Batched announcements
 //!
 //! Announcements are not sent one by one: those for a neighbour accumulate, and go out as one
-//! IHAVE carrying many (id, hops) entries (at most the `max_batch` the tree was made with, the
-//! wire's list cap) when the caller drains [`poll`](PlumTree::poll) — that is, at the end of
-//! the input that produced them. That is the natural flush point of a sans-IO machine: every
-//! announcement an input makes leaves in that input's records, none waits for a timer, and
-//! the repair latency (which starts at the IHAVE's arrival) is what it was. An input that
-//! announces much to one neighbour — the catch-up of a new link, up to
-//! [`TreeConfig::catch_up_max`] ids — now costs one record (one padded record with obfuscation
-//! on) instead of one per id. A short dispatch delay (iroh-gossip waits 5 ms) would merge more
-//! under bursts of broadcasts, at the price of that delay on every repair.
+//! IHAVE carrying many (id, hops) entries (at most the `max_batch` the tree was made with: the
+//! wire's list cap, within the frame budget) when the caller drains [`poll`](PlumTree::poll),
+//! which it does at the end of every input. That is the natural flush point of a sans-IO
+//! machine: every announcement an input makes leaves with that input's records, none waits
+//! for a timer, and repairs (whose timers start when the IHAVE arrives) are no slower. An
+//! input that announces much to one neighbour — the catch-up of a new link, up to
+//! [`TreeConfig::catch_up_max`] ids — costs one record (one padded record with obfuscation on)
+//! rather than one per id. A short dispatch delay (iroh-gossip waits 5 ms) would also merge
+//! announcements across inputs under bursts of broadcasts, at the price of that delay on
+//! every repair.
 //!
 //! # Driving it
 //!
@@ -354,16 +355,13 @@ impl PlumTree {
     ) {
         let has_eager = self.has_eager(neighbours);
         self.remember(now, b, from);
-        let eligible: Vec<NodeKey> = neighbours
-            .iter()
-            .filter(|n| !n.probe)
-            .map(|n| n.key)
-            .collect();
-        if from.is_none() && !has_eager && !eligible.is_empty() {
-            let i = (rng.next_u64() % eligible.len() as u64) as usize;
-            self.eager.insert(eligible[i]);
+        let eligible = || neighbours.iter().filter(|n| !n.probe).map(|n| n.key);
+        let count = eligible().count();
+        if from.is_none() && !has_eager && count > 0 {
+            let i = (rng.next_u64() % count as u64) as usize;
+            self.eager.extend(eligible().nth(i));
         }
-        for to in eligible.into_iter().filter(|k| !except.contains(k)) {
+        for to in eligible().filter(|k| !except.contains(k)) {
             if self.eager.contains(&to) {
                 self.out.push_back(OutEvent::Push { to });
             } else {

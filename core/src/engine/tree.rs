@@ -10,7 +10,7 @@ use rand_core::CryptoRng;
 
 use super::{
     DropCause, Engine, LinkId,
-    links::Class,
+    links::{Class, LinkKind},
     plumtree::{Neighbour, OutEvent, PlumTree},
 };
 use crate::{
@@ -32,26 +32,27 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// direct or tunnel slot holds an established link. Found from the links (at most
     /// `max_links`), not by a scan of the peer table, which may hold many more.
     fn tree_neighbours(&self) -> Vec<Neighbour> {
-        let mut keys: Vec<NodeKey> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.is_established())
-            .filter_map(|(id, l)| {
-                let key = l.peer_key()?;
-                let p = self.peers.get(&key)?;
-                (p.direct == Some(*id) || p.tunnel == Some(*id)).then_some(key)
-            })
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        debug_assert_eq!(
-            keys,
-            self.neighbours()
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect::<Vec<_>>()
+        let mut out: Vec<Neighbour> = Vec::with_capacity(self.links.len());
+        for (id, l) in &self.links {
+            if matches!(l.kind, LinkKind::Relay { .. }) || !l.is_established() {
+                continue;
+            }
+            let Some(key) = l.peer_key() else {
+                continue;
+            };
+            let slot = |p: &super::peers::Peer| p.direct == Some(*id) || p.tunnel == Some(*id);
+            if self.peers.get(&key).is_some_and(slot) {
+                out.push(self.tree_peer(key));
+            }
+        }
+        out.sort_unstable_by_key(|n| n.key);
+        out.dedup_by_key(|n| n.key);
+        debug_assert!(
+            out.iter()
+                .map(|n| n.key)
+                .eq(self.neighbours().into_iter().map(|(k, _)| k))
         );
-        keys.into_iter().map(|key| self.tree_peer(key)).collect()
+        out
     }
 
     /// Carries out what the tree asked for, on each neighbour's best path; called at the end of
@@ -185,19 +186,16 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         let peer = self.tree_peer(from);
         match t {
             Tree::IHave { entries } => {
-                // The neighbours matter only for broadcasts not seen.
-                let missing = entries
-                    .announcements()
-                    .any(|(id, _)| self.seen.get(&id).is_none());
-                let neighbours = if missing {
-                    self.tree_neighbours()
-                } else {
-                    Vec::new()
-                };
+                // The neighbours matter only for broadcasts not seen: found at the first.
+                let mut neighbours = None;
                 for (id, hops) in entries.announcements() {
                     let seen = self.seen.get(&id).is_some();
+                    if !seen && neighbours.is_none() {
+                        neighbours = Some(self.tree_neighbours());
+                    }
+                    let live = neighbours.as_deref().unwrap_or_default();
                     if let Some(tree) = self.tree.as_mut() {
-                        tree.handle_ihave(now, peer, id, hops, seen, &neighbours);
+                        tree.handle_ihave(now, peer, id, hops, seen, live);
                     }
                 }
             }
