@@ -11,14 +11,16 @@
 //! broadcast (single, multi) or one per node (all), each run until every living node has it
 //! (then one second more for late copies). Figures are means over rounds and seeds. `failure`
 //! also reports `recovered_by_round`: the latest, over seeds, first post-failure round from
-//! which every round reached every survivor. Beyond BENCHMARKS.md's options: `--graft-ms
-//! MIN/RETRY` (the tree's repair timers), `--rotate F` (active-view rotation) and `--trace` (a
-//! line per round with the tree's grafts, prunes, duplicates and shape).
+//! which every round reached every survivor. Beyond BENCHMARKS.md's options: `--gossip
+//! tree|flood` (how broadcasts spread, `Config::gossip`; default tree), `--fanout N` (flooding's
+//! fan-out, `Config::fanout`; default all neighbours), `--graft-ms MIN/RETRY` (the tree's repair
+//! timers), `--rotate F` (active-view rotation) and `--trace` (a line per round with the tree's
+//! grafts, prunes, duplicates and shape).
 
 use std::time::Duration;
 
 use whispurr_core::{
-    engine::{BroadcastAuth, Config, MembershipConfig, TreeConfig},
+    engine::{BroadcastAuth, Config, Gossip, MembershipConfig, TreeConfig},
     sim::{Sim, SimConfig},
     wire::Limits,
 };
@@ -33,7 +35,9 @@ struct Opts {
     loss: f64,
     fail: Option<f64>,
     join_ms: u64,
-    graft_ms: (u64, u64),
+    graft_ms: Option<(u64, u64)>,
+    flood: bool,
+    fanout: Option<usize>,
     rotate: Option<f64>,
     trace: bool,
 }
@@ -48,7 +52,9 @@ fn parse() -> Opts {
         loss: 0.0,
         fail: None,
         join_ms: 100,
-        graft_ms: (200, 100),
+        graft_ms: None,
+        flood: false,
+        fanout: None,
         rotate: None,
         trace: false,
     };
@@ -82,17 +88,31 @@ fn parse() -> Opts {
             }
             "--loss" => o.loss = value.parse().unwrap_or_else(|_| bad(flag, value)),
             "--fail" => o.fail = Some(value.parse().unwrap_or_else(|_| bad(flag, value))),
+            "--gossip" => {
+                o.flood = match value.as_str() {
+                    "tree" => false,
+                    "flood" => true,
+                    _ => bad(flag, value),
+                }
+            }
+            "--fanout" => o.fanout = Some(value.parse().unwrap_or_else(|_| bad(flag, value))),
             "--rotate" => o.rotate = Some(value.parse().unwrap_or_else(|_| bad(flag, value))),
             "--join-ms" => o.join_ms = value.parse().unwrap_or_else(|_| bad(flag, value)),
             "--graft-ms" => {
                 let (a, b) = value.split_once('/').unwrap_or_else(|| bad(flag, value));
-                o.graft_ms = (
+                o.graft_ms = Some((
                     a.parse().unwrap_or_else(|_| bad(flag, value)),
                     b.parse().unwrap_or_else(|_| bad(flag, value)),
-                );
+                ));
             }
             _ => usage(&format!("unknown option {flag}")),
         }
+    }
+    if o.fanout.is_some() && !o.flood {
+        usage("--fanout is flooding's: it needs --gossip flood");
+    }
+    if o.graft_ms.is_some() && o.flood {
+        usage("--graft-ms is the tree's: it needs --gossip tree");
     }
     o
 }
@@ -103,7 +123,7 @@ fn bad<T>(flag: &str, value: &str) -> T {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "{msg}\nusage: sim [--scenario single|multi|all|failure] [--n N] [--rounds R] [--seeds A..B] [--latency MIN-MAX] [--loss F] [--fail F] [--join-ms MS] [--graft-ms MIN/RETRY] [--rotate F] [--trace]"
+        "{msg}\nusage: sim [--scenario single|multi|all|failure] [--n N] [--rounds R] [--seeds A..B] [--latency MIN-MAX] [--loss F] [--fail F] [--join-ms MS] [--gossip tree|flood] [--fanout N] [--graft-ms MIN/RETRY] [--rotate F] [--trace]"
     );
     std::process::exit(2)
 }
@@ -139,6 +159,21 @@ fn build(n: usize, seed: u64, o: &Opts) -> Sim {
         loss: o.loss,
         ..SimConfig::default()
     };
+    let gossip = if o.flood {
+        Gossip::Flood
+    } else {
+        let d = TreeConfig::default();
+        let (timeout, retry) = o
+            .graft_ms
+            .map_or((d.graft_timeout, d.graft_retry), |(t, r)| {
+                (Duration::from_millis(t), Duration::from_millis(r))
+            });
+        Gossip::Tree(TreeConfig {
+            graft_timeout: timeout,
+            graft_retry: retry,
+            ..d
+        })
+    };
     let mut sim = Sim::new(config, |i| Config {
         max_links: 64,
         max_peers: n + 16,
@@ -151,11 +186,8 @@ fn build(n: usize, seed: u64, o: &Opts) -> Sim {
             rotate: o.rotate.unwrap_or(MembershipConfig::default().rotate),
             ..MembershipConfig::default()
         }),
-        broadcast_tree: Some(TreeConfig {
-            graft_timeout: Duration::from_millis(o.graft_ms.0),
-            graft_retry: Duration::from_millis(o.graft_ms.1),
-            ..TreeConfig::default()
-        }),
+        gossip,
+        fanout: o.fanout.unwrap_or(usize::MAX),
         default_hop_limit: 64,
         limits: Limits {
             max_hop_limit: 64,

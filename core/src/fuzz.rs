@@ -172,7 +172,7 @@ pub fn engine(data: &[u8]) {
             passive: 4,
             ..crate::engine::MembershipConfig::default()
         }),
-        broadcast_tree: Some(crate::engine::TreeConfig {
+        gossip: crate::engine::Gossip::Tree(crate::engine::TreeConfig {
             cache: 16,
             catch_up_max: 4,
             ..crate::engine::TreeConfig::default()

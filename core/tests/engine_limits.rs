@@ -11,10 +11,10 @@ use whispurr_core::{
     conn::{Conn, Received},
     crypto::RustCrypto,
     engine::{
-        Action, Addr, CAP_WEBRTC, Config, DownReason, Engine, EngineError, Event, LinkId,
+        Action, Addr, CAP_WEBRTC, Config, DownReason, Engine, EngineError, Event, Gossip, LinkId,
         Obfuscation, SendError, TreeConfig, WebRtcSignal,
     },
-    wire::{Broadcast, Frame, Limits, Message, MessageId, Ping, Route, Signal, Tree},
+    wire::{Broadcast, Frame, Limits, List, Message, MessageId, Ping, Route, Signal, Tree},
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -678,7 +678,7 @@ fn tunnelled_traffic_respects_the_relay_link_queue_cap() {
 }
 
 /// The TREE frames among `frames`.
-fn tree_frames(frames: &[Vec<u8>]) -> Vec<Tree> {
+fn tree_frames(frames: &[Vec<u8>]) -> Vec<Tree<'_>> {
     frames
         .iter()
         .filter_map(
@@ -694,7 +694,7 @@ fn tree_node(tree: TreeConfig) -> Node {
     node(
         1,
         Config {
-            broadcast_tree: Some(tree),
+            gossip: Gossip::Tree(tree),
             ..Config::default()
         },
     )
@@ -709,9 +709,10 @@ fn announced_but_missing_broadcasts_are_capped() {
     let mut peer = RawPeer::connect(&mut engine, 2);
     let mut grafts = 0;
     for i in 0..12u8 {
+        let mut entry = [i; 17];
+        entry[16] = 1; // hops
         let ihave = Message::Tree(Tree::IHave {
-            id: MessageId([i; 16]),
-            hops: 1,
+            entries: List::from_raw(&entry),
         });
         grafts += tree_frames(&peer.send(&mut engine, ihave))
             .iter()
@@ -758,7 +759,7 @@ fn probes_by_others_are_capped() {
         1,
         Config {
             membership: Some(whispurr_core::engine::MembershipConfig::default()),
-            broadcast_tree: Some(TreeConfig::default()),
+            gossip: Gossip::Tree(TreeConfig::default()),
             listen_addr: Some("sim://0".into()),
             ..Config::default()
         },

@@ -135,7 +135,7 @@ fn hyparview(n: usize) -> impl Fn(usize) -> Config {
 fn with_tree(n: usize) -> impl Fn(usize) -> Config {
     let base = hyparview(n);
     move |i| Config {
-        broadcast_tree: Some(whispurr_core::engine::TreeConfig::default()),
+        gossip: whispurr_core::engine::Gossip::Tree(whispurr_core::engine::TreeConfig::default()),
         // The tree measured alone: with anonymous stems on, each broadcast enters the tree at a
         // random node after its stem, which costs redundancy (see the README).
         stem: None,

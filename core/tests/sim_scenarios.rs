@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use whispurr_core::{
-    engine::{BroadcastAuth, Config, MembershipConfig, TreeConfig},
+    engine::{BroadcastAuth, Config, Gossip, MembershipConfig, TreeConfig},
     sim::{Sim, SimConfig},
 };
 
@@ -27,7 +27,7 @@ fn overlay(n: usize, seed: u64, loss: f64) -> Sim {
             // The scenarios of BENCHMARKS.md §2 measure dissemination from the sender.
             stem: None,
             membership: Some(MembershipConfig::default()),
-            broadcast_tree: Some(TreeConfig::default()),
+            gossip: Gossip::Tree(TreeConfig::default()),
             listen_addr: Some(format!("sim://{i}")),
             ..Config::default()
         },

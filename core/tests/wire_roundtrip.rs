@@ -9,9 +9,9 @@ use whispurr_core::{
     derive::{BlindedKey, WhisperTag},
     wire::{
         Ack, Announce, Broadcast, Contact, ContactList, ErrorMsg, Extension, Flags, Found, Frame,
-        Goodbye, Hello, Join, Limits, List, Lookup, Membership, Message, MessageId, Peers, Ping,
-        Pong, Relay, RelayStage, Resonance, Route, Signal, Signature, Tree, Unreachable,
-        WebRtcSignal, Whisper,
+        Goodbye, Hello, IHAVE_ENTRY_LEN, Join, Limits, List, Lookup, Membership, Message,
+        MessageId, Peers, Ping, Pong, Relay, RelayStage, Resonance, Route, Signal, Signature, Tree,
+        Unreachable, WebRtcSignal, Whisper, encode_announcements,
     },
 };
 
@@ -45,6 +45,8 @@ impl Spec {
         let ids = &self.payload[..self.payload.len() / 40 * 40];
         let keys = &keys[..keys.len().min(64 * 32)];
         let ids = &ids[..ids.len().min(64 * 40)];
+        let ihaves = &self.payload[..self.payload.len() / IHAVE_ENTRY_LEN * IHAVE_ENTRY_LEN];
+        let ihaves = &ihaves[..ihaves.len().min(64 * IHAVE_ENTRY_LEN)];
         match self.kind % 23 {
             0 => Message::Hello(Hello {
                 capabilities: self.num64,
@@ -136,8 +138,7 @@ impl Spec {
             }),
             21 => Message::Tree(match self.num16 % 4 {
                 0 => Tree::IHave {
-                    id: self.route.id,
-                    hops: self.num16 as u8,
+                    entries: List::from_raw(ihaves),
                 },
                 1 => Tree::Graft { id: self.route.id },
                 2 => Tree::Prune,
@@ -262,6 +263,22 @@ proptest! {
         for cut in 0..n {
             prop_assert!(Frame::decode(&buf[..cut], &Limits::default()).is_err(), "prefix {cut}/{n} accepted");
         }
+    }
+
+    #[test]
+    fn ihave_entries_round_trip(entries in prop::collection::vec((any::<[u8; 16]>(), any::<u8>()), 0..=64)) {
+        let entries: Vec<(MessageId, u8)> =
+            entries.into_iter().map(|(id, hops)| (MessageId(id), hops)).collect();
+        let mut raw = vec![0u8; entries.len() * IHAVE_ENTRY_LEN];
+        prop_assert_eq!(encode_announcements(&entries, &mut raw), raw.len());
+        let m = Message::Tree(Tree::IHave { entries: List::from_raw(&raw) });
+        let mut buf = vec![0u8; 2048];
+        let n = Frame::new(m).encode(&mut buf).unwrap();
+        let back = Frame::decode(&buf[..n], &Limits::default()).unwrap();
+        let Message::Tree(Tree::IHave { entries: list }) = back.message else {
+            panic!("{back:?}");
+        };
+        prop_assert_eq!(list.announcements().collect::<Vec<_>>(), entries);
     }
 
     #[test]

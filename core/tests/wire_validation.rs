@@ -502,3 +502,32 @@ fn list_fields_are_bounded_and_whole() {
         Err(WireError::Malformed(MessageType::Peers))
     );
 }
+
+#[test]
+fn ihave_lists_are_bounded_and_whole() {
+    use whispurr_core::wire::{IHAVE_ENTRY_LEN, List, Tree};
+    let limits = Limits {
+        max_list_len: 2,
+        ..Limits::default()
+    };
+    let three = [7u8; 3 * IHAVE_ENTRY_LEN];
+    let frame = encode(Message::Tree(Tree::IHave {
+        entries: List::from_raw(&three),
+    }));
+    assert_eq!(
+        Frame::decode(&frame, &limits),
+        Err(WireError::FieldTooLarge {
+            field: "ihave",
+            len: 3,
+            max: 2
+        })
+    );
+    let ragged = [7u8; IHAVE_ENTRY_LEN + 1];
+    let frame = encode(Message::Tree(Tree::IHave {
+        entries: List::from_raw(&ragged),
+    }));
+    assert_eq!(
+        Frame::decode(&frame, &limits),
+        Err(WireError::Malformed(MessageType::Tree))
+    );
+}

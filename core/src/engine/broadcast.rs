@@ -1,7 +1,7 @@
 //! Broadcasts: signed or anonymous messages to every node. De-duplication, TTL and hop
 //! checks ([`admit`](Engine::admit), shared with resonance and extension messages), signature
-//! checks (once per message, after de-duplication), local delivery, and forwarding — along the
-//! broadcast tree when it is on, else flooded through a [`GossipStrategy`].
+//! checks (once per message, after de-duplication), local delivery, and forwarding as
+//! `Config::gossip` says: along the broadcast tree, or flooded to `Config::fanout` neighbours.
 
 use alloc::vec::Vec;
 
@@ -21,42 +21,6 @@ use crate::{
     wire::{Broadcast, Message, MessageId, Route},
 };
 
-/// Chooses the neighbours a message is pushed to. The seam where a broadcast tree will plug in.
-/// `Send`, so that an engine holding it can be owned by an async runtime's task.
-pub trait GossipStrategy: Send {
-    /// Keeps in `candidates` the neighbours that should receive a copy (the sender is already
-    /// excluded). `random` yields fresh random numbers.
-    fn select(
-        &mut self,
-        candidates: &mut Vec<NodeKey>,
-        fanout: usize,
-        random: &mut dyn FnMut() -> u64,
-    );
-}
-
-/// Flooding: every neighbour, or a random `fanout` of them.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Flood;
-
-impl GossipStrategy for Flood {
-    fn select(
-        &mut self,
-        candidates: &mut Vec<NodeKey>,
-        fanout: usize,
-        random: &mut dyn FnMut() -> u64,
-    ) {
-        if candidates.len() <= fanout {
-            return;
-        }
-        // Partial Fisher-Yates: a uniform random subset of `fanout`.
-        for i in 0..fanout {
-            let j = i + (random() % (candidates.len() - i) as u64) as usize;
-            candidates.swap(i, j);
-        }
-        candidates.truncate(fanout);
-    }
-}
-
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     pub(crate) fn new_route(&mut self, now: Timestamp) -> Route {
         Route {
@@ -68,7 +32,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         }
     }
 
-    /// Neighbours to push a message to, other than `except`, filtered by `want`.
+    /// Neighbours to flood a message to: those other than `except` and kept by `want`, or a
+    /// uniform random `Config::fanout` of them.
     pub(crate) fn targets(
         &mut self,
         except: &[NodeKey],
@@ -82,9 +47,14 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             .filter(|k| self.peers.get(k).is_some_and(&want))
             .collect();
         let fanout = self.config.fanout;
-        let rng = &mut self.rng;
-        let mut random = || rng.next_u64();
-        self.strategy.select(&mut c, fanout, &mut random);
+        if c.len() > fanout {
+            // Partial Fisher-Yates: a uniform random subset of `fanout`.
+            for i in 0..fanout {
+                let j = i + (self.rng.next_u64() % (c.len() - i) as u64) as usize;
+                c.swap(i, j);
+            }
+            c.truncate(fanout);
+        }
         c
     }
 
@@ -108,9 +78,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         sent
     }
 
-    /// Sends a broadcast on to the neighbours other than `except`: along the broadcast tree when
-    /// it is on, else flooded through the gossip strategy. Returns how many neighbours got the
-    /// full message and how many only an announcement (IHAVE).
+    /// Sends a broadcast on to the neighbours other than `except`, as `Config::gossip` says:
+    /// along the broadcast tree, or flooded. Returns how many neighbours got the full message
+    /// and how many only an announcement (IHAVE).
     pub(crate) fn spread(
         &mut self,
         now: Timestamp,

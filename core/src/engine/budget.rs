@@ -23,8 +23,8 @@ use crate::{
     crypto::{MAX_MESSAGE_LEN, TAG_LEN, seal::SEAL_OVERHEAD},
     derive::{BlindedKey, WhisperTag},
     wire::{
-        Broadcast, Extension, Frame, Limits, Message, MessageId, Resonance, Route, Signature,
-        Whisper,
+        Broadcast, Extension, Frame, IHAVE_ENTRY_LEN, Limits, List, Message, MessageId, Resonance,
+        Route, Signature, Tree, Whisper,
     },
 };
 
@@ -75,6 +75,9 @@ pub(crate) struct Budget {
     pub tunnel_record: usize,
     /// Largest frame sealed (Noise X) into a RELAY frame.
     pub sealed_frame: usize,
+    /// Most broadcasts announced in one IHAVE: within `Limits::max_list_len`, and few enough
+    /// for the TREE frame to fit every path (at least one).
+    pub ihave_batch: usize,
     whisper: usize,
     broadcast: usize,
     resonance: usize,
@@ -124,12 +127,18 @@ impl Budget {
             target: Some(key),
             payload: &[],
         }));
+        let ihave = fields(Message::Tree(Tree::IHave {
+            entries: List::from_raw(&[]),
+        }));
         // What is left for the payload and its length prefix (3 bytes covers every size here).
         let room = |frame: usize, fields: usize| frame.saturating_sub(fields + 3);
         Budget {
             link_record,
             tunnel_record,
             sealed_frame,
+            ihave_batch: (room(tunnel_frame, ihave) / IHAVE_ENTRY_LEN)
+                .min(limits.max_list_len)
+                .max(1),
             whisper: room(tunnel_frame.min(sealed_frame), whisper),
             broadcast: room(tunnel_frame, broadcast),
             resonance: room(tunnel_frame, resonance),
@@ -180,6 +189,27 @@ mod tests {
             assert!(relay_frame_len(b.tunnel_record + 1) + TAG_LEN > b.link_record);
             assert!(
                 relay_frame_len(16 + b.sealed_frame + SEAL_OVERHEAD) + TAG_LEN <= b.link_record
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_ihave_batch_fits_a_tunnel() {
+        for (max, list) in [(1_000, 64), (1_000, 10_000), (65_519, 64), (65_519, 10_000)] {
+            let limits = Limits {
+                max_frame_size: max,
+                max_list_len: list,
+                ..Limits::DEFAULT
+            };
+            let b = Budget::new(&limits);
+            assert!(b.ihave_batch >= 1 && b.ihave_batch <= list);
+            let raw = alloc::vec![0xff; b.ihave_batch * IHAVE_ENTRY_LEN];
+            let m = Message::Tree(Tree::IHave {
+                entries: List::from_raw(&raw),
+            });
+            assert!(
+                Frame::new(m).encoded_len() + TAG_LEN <= b.tunnel_record,
+                "{max} {list}"
             );
         }
     }

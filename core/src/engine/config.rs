@@ -105,6 +105,20 @@ impl Default for MembershipConfig {
     }
 }
 
+/// How broadcasts spread through the neighbours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Gossip {
+    /// Flooding (the default): each node pushes every new broadcast in full to
+    /// [`Config::fanout`] random neighbours (all of them by default); de-duplication stops it.
+    /// Simple and robust, at about `degree - 1` redundant copies per delivery.
+    #[default]
+    Flood,
+    /// An epidemic broadcast tree (PlumTree-style): the full broadcast along a spanning tree of
+    /// the neighbours, announcements (IHAVE) to the others, grafts and prunes to repair and
+    /// trim the tree. About one copy per delivery. Pair it with [`Config::membership`].
+    Tree(super::TreeConfig),
+}
+
 /// Everything the [`Engine`](super::Engine) can be told.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -148,7 +162,9 @@ pub struct Config {
     /// has a mean last-delivery hop near 16), and de-duplication, not the hop limit, is what
     /// stops loops.
     pub default_hop_limit: u8,
-    /// Neighbours each broadcast is pushed to (`usize::MAX` = all).
+    /// Neighbours each flooded message is pushed to, picked at random (`usize::MAX` = all):
+    /// resonance and extension messages, and broadcasts under [`Gossip::Flood`] (under
+    /// [`Gossip::Tree`] broadcasts follow the tree's links instead).
     pub fanout: usize,
     /// How own broadcasts are authenticated by default.
     pub broadcast_auth: BroadcastAuth,
@@ -200,9 +216,8 @@ pub struct Config {
     pub obfuscation: Obfuscation,
     /// Partial-view membership over direct links; `None` (default) keeps every link that comes.
     pub membership: Option<MembershipConfig>,
-    /// Broadcast along an epidemic broadcast tree (eager push, lazy IHAVE, graft and prune)
-    /// instead of flooding; `None` (default) floods.
-    pub broadcast_tree: Option<super::TreeConfig>,
+    /// How broadcasts spread: flooded (default) or along a broadcast tree.
+    pub gossip: Gossip,
     /// The address other nodes can dial to reach this one (announced by membership).
     pub listen_addr: Option<alloc::string::String>,
 }
@@ -246,7 +261,7 @@ impl Default for Config {
             tick_interval: Duration::from_secs(1),
             obfuscation: Obfuscation::off(),
             membership: None,
-            broadcast_tree: None,
+            gossip: Gossip::Flood,
             listen_addr: None,
         }
     }

@@ -34,7 +34,7 @@ pub(crate) fn new_view(
     let local = hyparview::Local {
         id,
         addr: config.listen_addr.clone(),
-        probes: config.broadcast_tree.is_some(),
+        probes: matches!(config.gossip, super::Gossip::Tree(_)),
         max_contacts: config.limits.max_list_len,
         max_dials: config.max_links,
     };

@@ -107,6 +107,7 @@ mod config;
 mod direct;
 mod dispatch;
 mod drive;
+mod estimator;
 mod event;
 mod exchange;
 mod extension;
@@ -116,6 +117,7 @@ mod links;
 mod membership;
 mod obfuscation;
 mod peers;
+mod plumtree;
 mod quality;
 mod resonance;
 mod seen;
@@ -133,21 +135,21 @@ use alloc::{
     vec::Vec,
 };
 
-pub use broadcast::{Flood, GossipStrategy};
 pub use budget::PayloadKind;
-pub use config::{BroadcastAuth, Config, MembershipConfig, Obfuscation};
+pub use config::{BroadcastAuth, Config, Gossip, MembershipConfig, Obfuscation};
 pub use drive::{Output, drain};
+pub use estimator::Estimator;
 pub use event::{
     Action, Addr, DownReason, EngineError, Event, LinkId, PathKind, SendError, Transmit,
     WhisperFailure,
 };
 pub use extension::{Extension, ExtensionContext, ExtensionMessage, Outgoing};
 pub use peers::{CAP_WEBRTC, MAX_KEYS_PER_PEER, PATH_HYSTERESIS};
+pub use plumtree::TreeConfig;
 pub use quality::Quality;
 use rand_core::CryptoRng;
 pub use stats::{DropCause, Stats};
 pub use stem::StemConfig;
-pub use tree::TreeConfig;
 
 /// The typed WebRTC signal of [`Action::Signal`] and [`Engine::handle_signal`] (defined in
 /// [`wire::signal`](crate::wire::signal), with its compatibility rule).
@@ -190,7 +192,6 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) ext_types: BTreeMap<MessageType, usize>,
     pub(crate) next_tick: Timestamp,
     pub(crate) next_lookup: Timestamp,
-    pub(crate) strategy: Box<dyn GossipStrategy>,
     pub(crate) actions: VecDeque<Action>,
     pub(crate) events: VecDeque<Event>,
     /// Payload bytes held in `events`.
@@ -200,7 +201,7 @@ pub struct Engine<P: CryptoProvider, R: CryptoRng> {
     pub(crate) stats: Stats,
     pub(crate) shut_down: bool,
     pub(crate) view: Option<hyparview::State<LinkId>>,
-    pub(crate) tree: Option<tree::TreeState>,
+    pub(crate) tree: Option<plumtree::PlumTree>,
     pub(crate) budget: budget::Budget,
     pub(crate) timers: timers::Timers,
     /// Own anonymous broadcasts in their stem, until a copy comes back (capped).
@@ -220,6 +221,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     pub fn new(identity: Identity, config: Config, provider: P, rng: R, now: Timestamp) -> Self {
         let seen = SeenSet::new(config.max_seen);
         let view = membership::new_view(&config, *identity.node_id(), now);
+        let budget = budget::Budget::new(&config.limits);
         Engine {
             identity,
             provider,
@@ -238,7 +240,6 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             ext_types: BTreeMap::new(),
             next_tick: now.saturating_add(config.tick_interval),
             next_lookup: now.saturating_add(config.lookup_interval),
-            strategy: Box::new(Flood),
             actions: VecDeque::new(),
             events: VecDeque::new(),
             event_bytes: 0,
@@ -247,8 +248,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             stats: Stats::default(),
             shut_down: false,
             view,
-            tree: config.broadcast_tree.map(tree::TreeState::new),
-            budget: budget::Budget::new(&config.limits),
+            tree: match config.gossip {
+                Gossip::Flood => None,
+                Gossip::Tree(cfg) => Some(plumtree::PlumTree::new(cfg, budget.ihave_batch)),
+            },
+            budget,
             timers: timers::Timers::default(),
             stems: BTreeMap::new(),
             stem_relayed: BTreeMap::new(),
@@ -303,11 +307,6 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// Peers known by ID (with or without a path; bounded by `max_peers`).
     pub fn known_peers(&self) -> usize {
         self.peers.len()
-    }
-
-    /// Replaces the broadcast strategy (default: [`Flood`]).
-    pub fn set_gossip_strategy(&mut self, strategy: Box<dyn GossipStrategy>) {
-        self.strategy = strategy;
     }
 
     /// Moves the engine's clock to `now`. Time never goes backwards inside the engine: a `now`

@@ -22,8 +22,8 @@ pub struct Limits {
     /// media id and username fragment; see
     /// [`WebRtcSignal::text_len`](super::WebRtcSignal::text_len)). Default 16 KiB.
     pub max_signal_len: usize,
-    /// Most entries in a list field (announced keys, exchanged peers, namespace members).
-    /// Default 64.
+    /// Most entries in a list field (announced keys, exchanged peers, namespace members,
+    /// membership contacts, a TREE IHAVE's broadcasts). Default 64.
     pub max_list_len: usize,
 }
 

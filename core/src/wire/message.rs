@@ -291,6 +291,38 @@ impl<'a> List<'a, 40> {
     }
 }
 
+/// Bytes of one IHAVE entry ([`Tree::IHave`]): a 16-byte message id, then its hop count.
+pub const IHAVE_ENTRY_LEN: usize = 17;
+
+impl<'a> List<'a, IHAVE_ENTRY_LEN> {
+    /// The entries as announced broadcasts: each id with its hop count at the announcer.
+    pub fn announcements(&self) -> impl Iterator<Item = (MessageId, u8)> + 'a {
+        self.raw.chunks_exact(IHAVE_ENTRY_LEN).map(|c| {
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&c[..16]);
+            (MessageId(id), c[16])
+        })
+    }
+}
+
+/// Encodes announced broadcasts (id, hop count) as IHAVE [`List`] entries into `out`; returns
+/// the bytes used (whole entries only, as many as fit).
+pub fn encode_announcements<'i>(
+    entries: impl IntoIterator<Item = &'i (MessageId, u8)>,
+    out: &mut [u8],
+) -> usize {
+    let mut n = 0;
+    for ((id, hops), chunk) in entries
+        .into_iter()
+        .zip(out.chunks_exact_mut(IHAVE_ENTRY_LEN))
+    {
+        chunk[..16].copy_from_slice(&id.0);
+        chunk[16] = *hops;
+        n += IHAVE_ENTRY_LEN;
+    }
+    n
+}
+
 /// Encodes node IDs as [`List`] entries into `out`; returns the bytes used.
 pub fn encode_node_ids<'i>(ids: impl IntoIterator<Item = &'i NodeId>, out: &mut [u8]) -> usize {
     let mut n = 0;
@@ -454,13 +486,14 @@ pub enum Membership<'a> {
 
 /// TREE: epidemic broadcast tree control (PlumTree-style).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Tree {
-    /// Lazy announcement: the sender has this broadcast (received at `hops`).
+pub enum Tree<'a> {
+    /// Lazy announcements, batched: the sender has these broadcasts.
     IHave {
-        /// The broadcast.
-        id: MessageId,
-        /// Its hop count at the sender.
-        hops: u8,
+        /// One entry per broadcast, [`IHAVE_ENTRY_LEN`] bytes each: its id and the hop count it
+        /// would reach the receiver with (read with [`List::announcements`], written with
+        /// [`encode_announcements`]); at most [`Limits::max_list_len`].
+        #[serde(borrow)]
+        entries: List<'a, IHAVE_ENTRY_LEN>,
     },
     /// The sender misses this broadcast: send it, and push eagerly to the sender from now on.
     Graft {
@@ -560,7 +593,7 @@ pub enum Message<'a> {
     Announce(Announce<'a>),
     Peers(Peers<'a>),
     Membership(Membership<'a>),
-    Tree(Tree),
+    Tree(Tree<'a>),
     Relay(Relay<'a>),
     Join(Join),
     Lookup(Lookup),
@@ -760,6 +793,9 @@ impl<'a> Message<'a> {
             Message::Announce(m) => m.blinded.check(MessageType::Announce, "blinded", limits),
             Message::Peers(m) => m.peers.check(MessageType::Peers, "peers", limits),
             Message::Found(m) => m.peers.check(MessageType::Found, "peers", limits),
+            Message::Tree(Tree::IHave { entries }) => {
+                entries.check(MessageType::Tree, "ihave", limits)
+            }
             Message::Membership(m) => match m {
                 Membership::Join { addr }
                 | Membership::ForwardJoin { addr, .. }

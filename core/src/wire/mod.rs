@@ -38,7 +38,8 @@ pub use header::{Flags, HEADER_LEN, Header, MessageType, Version};
 pub use limits::Limits;
 pub use message::{
     Ack, Announce, Broadcast, Contact, ContactList, ErrorMsg, Extension, Found, Goodbye, Hello,
-    Join, List, Lookup, Membership, Message, MessageId, Peers, Ping, Pong, Relay, RelayStage,
-    Resonance, Route, Signal, Signature, Tree, Unreachable, Whisper, encode_node_ids,
+    IHAVE_ENTRY_LEN, Join, List, Lookup, Membership, Message, MessageId, Peers, Ping, Pong, Relay,
+    RelayStage, Resonance, Route, Signal, Signature, Tree, Unreachable, Whisper,
+    encode_announcements, encode_node_ids,
 };
 pub use signal::WebRtcSignal;

@@ -16,6 +16,14 @@ use whispurr_core::{
 pub const KEYS: [u8; 96] = [0x21; 96];
 /// Two node IDs, as a PEERS / FOUND list.
 pub const IDS: [u8; 80] = [0x43; 80];
+/// Three announced broadcasts (16-byte id, hop count), as a TREE IHAVE list.
+pub const IHAVES: [u8; 51] = {
+    let mut raw = [0x5a; 51];
+    raw[16] = 3;
+    raw[33] = 4;
+    raw[50] = 4;
+    raw
+};
 
 /// A data-channel-only SDP offer, as a peer connection writes one (trickle ICE: no candidates).
 pub const SDP_OFFER: &str = "v=0\r\n\
@@ -225,8 +233,7 @@ pub fn all(payload: &[u8]) -> Vec<(&'static str, Message<'_>)> {
         (
             "tree",
             Message::Tree(Tree::IHave {
-                id: MessageId([0x5a; 16]),
-                hops: 3,
+                entries: List::from_raw(&IHAVES),
             }),
         ),
         ("file_sync", Message::FileSync(ext(payload))),

@@ -1,0 +1,704 @@
+//! The epidemic broadcast tree, PlumTree (Leitão, Pereira, Rodrigues: "Epidemic Broadcast
+//! Trees", SRDS 2007), as a state machine of its own. It knows nodes by [`NodeKey`] and
+//! broadcasts by [`MessageId`]; it knows nothing of links, sessions or the engine, which feeds it
+//! inputs and carries out its [`OutEvent`]s (`tree.rs` is that glue).
+//!
+//! # The protocol
+//!
+//! Each node splits its neighbours into an *eager* set, whose links form a spanning tree of the
+//! overlay, and a *lazy* set, the other links.
+//!
+//! - **Broadcast.** A new broadcast (the node's own, or the first copy of another's) is pushed in
+//!   full to the eager neighbours and announced, by id only, to the lazy ones (IHAVE).
+//! - **Duplicate → PRUNE.** A copy of a broadcast already received shows a cycle in the tree:
+//!   the node drops the sender's link from its eager set and tells it so (PRUNE), after which
+//!   the sender only announces to it.
+//! - **IHAVE → GRAFT.** An announcement of a broadcast the node lacks starts a timer. If the
+//!   broadcast has not come along the tree when it expires, the node asks the announcer for it
+//!   (GRAFT), which also takes the announcer's link into the tree on both sides; the next
+//!   announcer is grafted after a shorter wait if that one fails too. This repairs the tree
+//!   where it broke.
+//! - **Optimisation.** An announcement that came over a much shorter path than the tree copy
+//!   moves the node's tree link to the announcer.
+//!
+//! # Where this departs from the paper, and why
+//!
+//! - **Links start lazy.** The paper starts with every link eager, so the first broadcast
+//!   floods and duplicates prune the tree into shape. Here the tree is built by grafts: a node
+//!   that hears of a broadcast it lacks grafts the announcer at once when it has no live tree
+//!   link (and otherwise after the wait), and a node's own broadcast with no tree link yet goes
+//!   in full to one random neighbour, which is then its tree link. Even the first broadcast
+//!   costs one payload copy per node (it travels at IHAVE + GRAFT + payload per hop).
+//! - **Adaptive repair timeout.** The paper's graft timeout is a constant. Here the wait before
+//!   a graft follows how late tree copies actually come after their first IHAVE: the smoothed
+//!   mean plus four mean deviations of that lag (an [`Estimator`], like TCP's retransmission
+//!   timeout), within [`TreeConfig::graft_timeout`] and [`TreeConfig::graft_timeout_max`]. Slow
+//!   or lossy links raise it, so needless grafts stay rare. A graft that proves needless (the
+//!   tree copy comes after all) prunes the grafted link, not the tree link, so repairs do not
+//!   reshape a whole tree.
+//! - **Careful pruning.** The paper prunes at the first duplicate. Under concurrent broadcasts
+//!   every link of a cycle sees duplicates, and pruning at once cuts the tree in several places.
+//!   Here a link is pruned after [`TreeConfig::prune_after`] duplicates net of the first copies
+//!   it delivered, and never while the link the broadcast itself came on has left the tree.
+//! - **Shortcuts** (the paper's optimisation, made conservative). The tree link moves (PRUNE
+//!   the old, SHORTCUT the new) when IHAVEs from one neighbour show, for
+//!   [`TreeConfig::shortcut_repeats`] broadcasts in a row, a path
+//!   [`TreeConfig::shortcut_hops`] shorter and not slower than the tree's; only broadcasts that
+//!   come alone count, as a burst from many sources shares one tree and must not reshape it.
+//! - **Catch-up.** A new neighbour is told (IHAVE) of the broadcasts of the last
+//!   [`TreeConfig::catch_up`] window, so a node that was cut off, or rejoined after a failure,
+//!   pulls what it missed instead of waiting for the next broadcast. Membership's probes look
+//!   through these announcements for partitions ([`OutEvent::Announced`]).
+//! - **Probe links** stay outside the tree: a neighbour flagged [`Neighbour::probe`] is never
+//!   pushed to, grafted or adopted; what only it has stays missing, which is what a probe looks
+//!   for.
+//!
+//! # Batched announcements
+//!
+//! Announcements are not sent one by one: those for a neighbour accumulate, and go out as one
+//! IHAVE carrying many (id, hops) entries (at most the `max_batch` the tree was made with: the
+//! wire's list cap, within the frame budget) when the caller drains [`poll`](PlumTree::poll),
+//! which it does at the end of every input. That is the natural flush point of a sans-IO
+//! machine: every announcement an input makes leaves with that input's records, none waits
+//! for a timer, and repairs (whose timers start when the IHAVE arrives) are no slower. An
+//! input that announces much to one neighbour — the catch-up of a new link, up to
+//! [`TreeConfig::catch_up_max`] ids — costs one record (one padded record with obfuscation on)
+//! rather than one per id. A short dispatch delay (iroh-gossip waits 5 ms) would also merge
+//! announcements across inputs under bursts of broadcasts, at the price of that delay on
+//! every repair.
+//!
+//! # Driving it
+//!
+//! Every input is a `handle_*` method; the engine supplies what the tree cannot know as
+//! arguments (the time, the neighbours with an established path and which of them are probes,
+//! whether a broadcast was already seen, randomness). After each input, drain
+//! [`poll`](PlumTree::poll) and carry the events out. Graft timers are due at
+//! [`poll_timeout`](PlumTree::poll_timeout) (O(log n): the deadlines are kept ordered), then
+//! call [`handle_timeout`](PlumTree::handle_timeout).
+
+use alloc::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    vec::Vec,
+};
+use core::time::Duration;
+
+use rand_core::Rng;
+
+use super::Estimator;
+use crate::{
+    NodeId, NodeKey, Timestamp,
+    wire::{Broadcast, MessageId, Route, Signature},
+};
+
+/// Broadcast-tree settings. The defaults were chosen in the simulator (`sim` runner,
+/// BENCHMARKS.md §2); the README has the table they give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeConfig {
+    /// Shortest wait after the first IHAVE before grafting, when the node has a live tree
+    /// link. The wait adapts to how late tree copies arrive after their IHAVE (mean plus four
+    /// deviations, like a TCP retransmission timeout), between this and `graft_timeout_max`.
+    pub graft_timeout: Duration,
+    /// Longest wait before grafting. Higher trades repair speed for fewer needless grafts
+    /// (in the simulator, `all` on seed 0: 500 ms gave rmr 0.54 at 771 ms, 1 s gave 0.36 at
+    /// 1,166 ms).
+    pub graft_timeout_max: Duration,
+    /// Wait before grafting the next announcer if the first graft did not deliver.
+    pub graft_retry: Duration,
+    /// Duplicates a tree link may deliver (less one per first copy it delivers) before it is
+    /// pruned. 1 is classic PlumTree; under concurrent broadcasts every link of a cycle sees
+    /// duplicates, and pruning at the first cuts the tree in several places at once.
+    pub prune_after: u8,
+    /// Hops an IHAVE must save over the tree path for the node to move its tree link to the
+    /// announcer (PRUNE the old link, SHORTCUT the new one); 0 turns it off. This keeps the
+    /// tree's paths close to the overlay's shortest ones.
+    pub shortcut_hops: u8,
+    /// How much later than the first copy that IHAVE may arrive (a shortcut must not make
+    /// the path slower by more than this).
+    pub shortcut_slack: Duration,
+    /// Broadcasts in a row that must show the same shortcut before the tree link moves.
+    pub shortcut_repeats: u8,
+    /// A broadcast that comes within this of the previous one shares the tree with it and
+    /// never reshapes it: shortcuts are for one source at a time.
+    pub shortcut_quiet: Duration,
+    /// Broadcasts kept to answer grafts; also the most broadcasts remembered as announced but
+    /// missing.
+    pub cache: usize,
+    /// How long a broadcast is kept for grafts.
+    pub cache_ttl: Duration,
+    /// Broadcasts younger than this are announced to a new neighbour.
+    pub catch_up: Duration,
+    /// Most broadcasts announced to a new neighbour.
+    pub catch_up_max: usize,
+}
+
+impl Default for TreeConfig {
+    fn default() -> Self {
+        TreeConfig {
+            graft_timeout: Duration::from_millis(200),
+            graft_timeout_max: Duration::from_millis(500),
+            graft_retry: Duration::from_millis(100),
+            prune_after: 5,
+            shortcut_hops: 2,
+            shortcut_slack: Duration::from_millis(50),
+            shortcut_repeats: 3,
+            shortcut_quiet: Duration::from_millis(500),
+            cache: 4096,
+            cache_ttl: Duration::from_secs(30),
+            catch_up: Duration::from_secs(30),
+            catch_up_max: 64,
+        }
+    }
+}
+
+/// A neighbour as the engine sees it when an input comes: a peer with an established path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Neighbour {
+    /// Who it is.
+    pub key: NodeKey,
+    /// Its link is a membership probe: it takes no part in the tree (no pushes, grafts,
+    /// adoption or shortcuts), so closing it disturbs nothing.
+    pub probe: bool,
+}
+
+/// What the tree asks of the engine, drained with [`PlumTree::poll`] after every input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum OutEvent {
+    /// Push the broadcast being spread (the one given to
+    /// [`handle_broadcast`](PlumTree::handle_broadcast)) in full to `to`: its link is in the
+    /// tree.
+    Push {
+        /// The neighbour.
+        to: NodeKey,
+    },
+    /// Announce broadcasts to `to` in one TREE IHAVE: their ids and hop counts, at most
+    /// `max_batch` of them. Comes after the input's other events.
+    IHave {
+        /// The neighbour.
+        to: NodeKey,
+        /// The broadcasts, with the hop count they would reach `to` with.
+        ids: Vec<(MessageId, u8)>,
+    },
+    /// Send the cached broadcast `id` in full to `to`, which grafted it: see
+    /// [`PlumTree::served`].
+    Serve {
+        /// The grafting neighbour.
+        to: NodeKey,
+        /// The broadcast.
+        id: MessageId,
+    },
+    /// Ask `to` for broadcast `id` (GRAFT); its link is now in the tree.
+    Graft {
+        /// The announcer grafted.
+        to: NodeKey,
+        /// The missing broadcast.
+        id: MessageId,
+    },
+    /// Tell `to` that its link left the tree (PRUNE).
+    Prune {
+        /// The neighbour.
+        to: NodeKey,
+    },
+    /// Tell `to` that its link is now in the tree in place of a longer path (SHORTCUT).
+    Shortcut {
+        /// The neighbour.
+        to: NodeKey,
+    },
+    /// `from` announced broadcast `id`, which the node has not seen (membership's probes look
+    /// for these: what a probed contact alone announces shows a partition).
+    Announced {
+        /// The announcer.
+        from: NodeKey,
+        /// The broadcast.
+        id: MessageId,
+    },
+    /// An announcement was not recorded: the missing set is full (the engine counts the drop).
+    Dropped,
+}
+
+/// A broadcast kept to answer grafts and to tell new neighbours about.
+#[derive(Debug)]
+struct Cached {
+    route: Route,
+    origin: Option<NodeId>,
+    signature: Option<Signature>,
+    payload: Vec<u8>,
+    /// If we grafted it: when it was first announced to us, and whom we grafted last. A later
+    /// tree copy measures how late the tree was, and shows the graft was not needed.
+    grafted: Option<(Timestamp, NodeKey)>,
+    /// The neighbour the first copy came from (none for our own).
+    parent: Option<NodeKey>,
+    /// When the first copy came.
+    received: Timestamp,
+    /// No other broadcast came shortly before it.
+    alone: bool,
+}
+
+/// A broadcast announced to us but not received yet.
+#[derive(Debug)]
+struct Missing {
+    /// Who announced it, in order, not yet grafted.
+    announcers: Vec<NodeKey>,
+    /// When to graft the next announcer (mirrored in [`PlumTree::deadlines`]).
+    deadline: Timestamp,
+    first_announced: Timestamp,
+    /// The announcer grafted last.
+    grafted: Option<NodeKey>,
+}
+
+/// Most announcers remembered per missing broadcast.
+const MAX_ANNOUNCERS: usize = 8;
+
+/// One node's broadcast tree.
+#[derive(Debug)]
+pub(crate) struct PlumTree {
+    cfg: TreeConfig,
+    /// Neighbours whose links are in the tree. Forgotten with the neighbour's path; a grafted
+    /// announcer whose path went meanwhile may linger (the engine looks at live ones only).
+    eager: BTreeSet<NodeKey>,
+    /// Duplicates per neighbour, net of first copies (forgotten with the neighbour's path).
+    strikes: BTreeMap<NodeKey, u8>,
+    cache: BTreeMap<MessageId, Cached>,
+    /// Cached broadcasts by arrival, oldest first.
+    order: VecDeque<(Timestamp, MessageId)>,
+    /// Announced but not received; at most `cfg.cache` entries.
+    missing: BTreeMap<MessageId, Missing>,
+    /// The missing set's graft deadlines, in time order.
+    deadlines: BTreeSet<(Timestamp, MessageId)>,
+    /// How late tree copies come after their first IHAVE.
+    lateness: Estimator,
+    /// A shorter path seen through this neighbour, and for how many broadcasts in a row.
+    candidate: Option<(NodeKey, u8)>,
+    /// Announcements not yet drained, per neighbour (batched into IHAVEs by `poll`).
+    lazy: BTreeMap<NodeKey, Vec<(MessageId, u8)>>,
+    /// Most entries in one IHAVE.
+    max_batch: usize,
+    out: VecDeque<OutEvent>,
+}
+
+impl PlumTree {
+    /// A tree with no links in it yet, whose IHAVEs carry at most `max_batch` entries (at
+    /// least one).
+    pub fn new(cfg: TreeConfig, max_batch: usize) -> Self {
+        PlumTree {
+            cfg,
+            eager: BTreeSet::new(),
+            strikes: BTreeMap::new(),
+            cache: BTreeMap::new(),
+            order: VecDeque::new(),
+            missing: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            lateness: Estimator::default(),
+            candidate: None,
+            lazy: BTreeMap::new(),
+            max_batch: max_batch.max(1),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The next thing to do; call after every input until `None`. The input's announcements
+    /// come last, batched per neighbour.
+    pub fn poll(&mut self) -> Option<OutEvent> {
+        if let Some(e) = self.out.pop_front() {
+            return Some(e);
+        }
+        let mut pending = self.lazy.first_entry()?;
+        let to = *pending.key();
+        let ids = if pending.get().len() > self.max_batch {
+            let rest = pending.get_mut().split_off(self.max_batch);
+            core::mem::replace(pending.get_mut(), rest)
+        } else {
+            pending.remove()
+        };
+        Some(OutEvent::IHave { to, ids })
+    }
+
+    /// The earliest graft deadline: call [`handle_timeout`](Self::handle_timeout) then.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// The neighbours whose links are in the tree (including any whose path went away without
+    /// [`handle_neighbour_down`](Self::handle_neighbour_down)).
+    pub fn eager(&self) -> impl Iterator<Item = &NodeKey> + '_ {
+        self.eager.iter()
+    }
+
+    /// Cached broadcast `id` as it is served to a graft ([`OutEvent::Serve`]): one hop
+    /// further than the cached route's count.
+    pub fn served(&self, id: &MessageId) -> Option<Broadcast<'_>> {
+        let c = self.cache.get(id)?;
+        let mut route = c.route;
+        route.hops = route.hops.saturating_add(1);
+        Some(Broadcast {
+            route,
+            origin: c.origin,
+            payload: &c.payload,
+            signature: c.signature,
+        })
+    }
+
+    /// A broadcast to spread: the node's own (`from` is `None`) or the first copy of another's,
+    /// received from `from`, with its hop count already raised for the next hop. It is cached
+    /// for grafts, pushed to the tree-eligible `neighbours` in the tree and announced to the
+    /// others, skipping `except` (the sender, the origin). An own broadcast with no live tree
+    /// link yet goes in full to one neighbour picked with `rng`, which joins the tree.
+    ///
+    /// `neighbours` are those with an established path, sorted by key.
+    pub fn handle_broadcast(
+        &mut self,
+        now: Timestamp,
+        b: &Broadcast<'_>,
+        from: Option<NodeKey>,
+        except: &[NodeKey],
+        neighbours: &[Neighbour],
+        rng: &mut impl Rng,
+    ) {
+        let has_eager = self.has_eager(neighbours);
+        self.remember(now, b, from);
+        let eligible = || neighbours.iter().filter(|n| !n.probe).map(|n| n.key);
+        let count = eligible().count();
+        if from.is_none() && !has_eager && count > 0 {
+            let i = (rng.next_u64() % count as u64) as usize;
+            self.eager.extend(eligible().nth(i));
+        }
+        for to in eligible().filter(|k| !except.contains(k)) {
+            if self.eager.contains(&to) {
+                self.out.push_back(OutEvent::Push { to });
+            } else {
+                self.announce(to, b.route.id, b.route.hops);
+            }
+        }
+    }
+
+    /// The first copy of broadcast `id` came from `from`: its link is (now) in the tree, and
+    /// one of its strikes is forgiven. If the broadcast had been announced first, how late the
+    /// tree copy came feeds the graft timeout.
+    pub fn handle_first_copy(&mut self, now: Timestamp, from: Neighbour, id: &MessageId) {
+        self.adopt(from);
+        if let Some(strikes) = self.strikes.get_mut(&from.key) {
+            *strikes = strikes.saturating_sub(1);
+        }
+        if let Some(m) = self.missing.get(id).filter(|m| m.grafted.is_none()) {
+            // Announced first, then pushed along the tree before we grafted.
+            let lag = now.saturating_duration_since(m.first_announced);
+            self.lateness.sample(lag);
+        }
+    }
+
+    /// A copy of broadcast `id`, already received, came again from `from`: a cycle. Prunes the
+    /// grafted link if the copy shows the graft was needless, else strikes `from`'s link and
+    /// prunes it after `prune_after` strikes.
+    pub fn handle_duplicate(&mut self, now: Timestamp, from: NodeKey, id: &MessageId) {
+        if let Some(c) = self.cache.get(id)
+            && let Some(p) = c.parent
+            && p != from
+            && !self.eager.contains(&p)
+        {
+            // The link this broadcast came on has left the tree meanwhile (a concurrent
+            // broadcast pruned it): the duplicate's link may be the one that remains.
+            return;
+        }
+        let target =
+            if let Some((t, target)) = self.cache.get_mut(id).and_then(|c| c.grafted.take()) {
+                // We grafted it, and the tree copy came after all: the wait was too short, and the
+                // tree was whole. Keep the tree link and let the grafted one go at once, so
+                // repairs do not reshape the tree.
+                self.lateness.sample(now.saturating_duration_since(t));
+                target
+            } else {
+                // A plain duplicate. Under concurrent broadcasts every link of a cycle sees some,
+                // and pruning at the first would cut the tree in several places at once: prune a
+                // link only after `prune_after` duplicates net of the first copies it brought.
+                let strikes = self.strikes.entry(from).or_insert(0);
+                *strikes = strikes.saturating_add(1);
+                if *strikes < self.cfg.prune_after {
+                    return;
+                }
+                from
+            };
+        self.strikes.remove(&target);
+        if self.eager.remove(&target) {
+            self.out.push_back(OutEvent::Prune { to: target });
+        }
+    }
+
+    /// An IHAVE from `from`: it has broadcast `id`, received at `hops`. `seen` says whether
+    /// this node has received it already (delivered or rejected).
+    ///
+    /// A broadcast not seen is reported ([`OutEvent::Announced`]) and remembered as missing,
+    /// to be grafted from `from` (or an earlier announcer) when its timer expires — at once if
+    /// no tree link is live. A broadcast seen may show a shortcut. `neighbours` are those with
+    /// an established path, sorted by key.
+    pub fn handle_ihave(
+        &mut self,
+        now: Timestamp,
+        from: Neighbour,
+        id: MessageId,
+        hops: u8,
+        seen: bool,
+        neighbours: &[Neighbour],
+    ) {
+        if seen {
+            self.consider_shortcut(now, from, &id, hops);
+            return;
+        }
+        self.out
+            .push_back(OutEvent::Announced { from: from.key, id });
+        let immediate = !self.has_eager(neighbours);
+        let wait = if immediate {
+            Duration::ZERO
+        } else {
+            self.graft_timeout()
+        };
+        if !self.missing.contains_key(&id) && self.missing.len() >= self.cfg.cache {
+            self.out.push_back(OutEvent::Dropped);
+            return;
+        }
+        let m = self.missing.entry(id).or_insert_with(|| {
+            let deadline = now.saturating_add(wait);
+            self.deadlines.insert((deadline, id));
+            Missing {
+                announcers: Vec::new(),
+                deadline,
+                first_announced: now,
+                grafted: None,
+            }
+        });
+        if m.announcers.len() < MAX_ANNOUNCERS && !m.announcers.contains(&from.key) {
+            m.announcers.push(from.key);
+        }
+        if immediate {
+            self.graft_due(now, neighbours);
+        }
+    }
+
+    /// A GRAFT from `from` for broadcast `id`: its link joins the tree, and the broadcast is
+    /// served if still cached.
+    pub fn handle_graft(&mut self, from: Neighbour, id: &MessageId) {
+        self.adopt(from);
+        if self.cache.contains_key(id) {
+            self.out.push_back(OutEvent::Serve {
+                to: from.key,
+                id: *id,
+            });
+        }
+    }
+
+    /// A PRUNE from `from`: its link leaves the tree (on this side too).
+    pub fn handle_prune(&mut self, from: NodeKey) {
+        self.eager.remove(&from);
+    }
+
+    /// A SHORTCUT from `from`: it moved its tree link to this node, so the link joins the tree.
+    pub fn handle_shortcut(&mut self, from: Neighbour) {
+        self.adopt(from);
+    }
+
+    /// A new link to `key` is up: announce the broadcasts of the catch-up window, newest first.
+    pub fn handle_neighbour_up(&mut self, now: Timestamp, key: NodeKey) {
+        self.expire(now);
+        let window = self.cfg.catch_up;
+        let recent: Vec<(MessageId, u8)> = self
+            .order
+            .iter()
+            .rev()
+            .take_while(|(t, _)| now.saturating_duration_since(*t) < window)
+            .take(self.cfg.catch_up_max)
+            .filter_map(|(_, id)| Some((*id, self.cache.get(id)?.route.hops)))
+            .collect();
+        for (id, hops) in recent {
+            self.announce(key, id, hops);
+        }
+    }
+
+    /// The path to `key` went away: its link leaves the tree and its strikes are forgotten.
+    pub fn handle_neighbour_down(&mut self, key: &NodeKey) {
+        self.lazy.remove(key);
+        self.eager.remove(key);
+        self.strikes.remove(key);
+        self.candidate.take_if(|(k, _)| k == key);
+    }
+
+    /// Grafts the broadcasts whose timers have expired. `neighbours` as for
+    /// [`handle_ihave`](Self::handle_ihave).
+    pub fn handle_timeout(&mut self, now: Timestamp, neighbours: &[Neighbour]) {
+        self.graft_due(now, neighbours);
+    }
+
+    /// Whether a tree link is live.
+    fn has_eager(&self, neighbours: &[Neighbour]) -> bool {
+        self.eager
+            .iter()
+            .any(|k| neighbours.binary_search_by_key(k, |n| n.key).is_ok())
+    }
+
+    /// Takes `n`'s link into the tree, unless it is a probe.
+    fn adopt(&mut self, n: Neighbour) {
+        if !n.probe {
+            self.eager.insert(n.key);
+        }
+    }
+
+    /// Adds an announcement to `to`'s next IHAVE.
+    fn announce(&mut self, to: NodeKey, id: MessageId, hops: u8) {
+        self.lazy.entry(to).or_default().push((id, hops));
+    }
+
+    /// The wait before grafting a broadcast announced while a tree link is live.
+    fn graft_timeout(&self) -> Duration {
+        let cfg = &self.cfg;
+        let ms = self
+            .lateness
+            .mean_ms()
+            .map_or(0.0, |m| m + 4.0 * self.lateness.deviation_ms());
+        let max = cfg.graft_timeout_max.max(cfg.graft_timeout);
+        Duration::from_micros((ms * 1000.0) as u64).clamp(cfg.graft_timeout, max)
+    }
+
+    fn set_deadline(&mut self, id: MessageId, deadline: Timestamp) {
+        if let Some(m) = self.missing.get_mut(&id) {
+            self.deadlines.remove(&(m.deadline, id));
+            m.deadline = deadline;
+            self.deadlines.insert((deadline, id));
+        }
+    }
+
+    fn forget_missing(&mut self, id: &MessageId) -> Option<Missing> {
+        let m = self.missing.remove(id)?;
+        self.deadlines.remove(&(m.deadline, *id));
+        Some(m)
+    }
+
+    /// Grafts, for each missing broadcast whose timer has expired (in id order), its next
+    /// announcer, and sets the retry timer. Probe links are grafted last: a broadcast only a
+    /// probe has waits for the probe's verdict.
+    fn graft_due(&mut self, now: Timestamp, neighbours: &[Neighbour]) {
+        let is_probe = |k: &NodeKey| {
+            neighbours
+                .binary_search_by_key(k, |n| n.key)
+                .is_ok_and(|i| neighbours[i].probe)
+        };
+        let mut due: Vec<MessageId> = self
+            .deadlines
+            .range(..=(now, MessageId([0xff; 16])))
+            .map(|(_, id)| *id)
+            .collect();
+        due.sort_unstable();
+        let retry = self.cfg.graft_retry;
+        for id in due {
+            let Some(m) = self.missing.get(&id) else {
+                continue;
+            };
+            if m.announcers.is_empty() {
+                self.forget_missing(&id);
+                continue;
+            }
+            self.set_deadline(id, now.saturating_add(retry));
+            let Some(m) = self.missing.get_mut(&id) else {
+                continue;
+            };
+            let (probes, others): (Vec<NodeKey>, Vec<NodeKey>) = core::mem::take(&mut m.announcers)
+                .into_iter()
+                .partition(is_probe);
+            m.announcers = others;
+            if m.announcers.is_empty() {
+                // Only a probe link has it: wait for the probe's verdict.
+                m.announcers = probes;
+                continue;
+            }
+            m.announcers.extend(probes);
+            let to = m.announcers.remove(0);
+            m.grafted = Some(to);
+            self.eager.insert(to);
+            self.out.push_back(OutEvent::Graft { to, id });
+        }
+    }
+
+    /// An IHAVE from `from` for `id`, which we have: if it came to `from` in at least
+    /// `shortcut_hops` fewer hops than to us, and that for `shortcut_repeats` lone broadcasts
+    /// in a row, move our tree link from our parent to `from`.
+    fn consider_shortcut(&mut self, now: Timestamp, from: Neighbour, id: &MessageId, hops: u8) {
+        if from.probe {
+            return;
+        }
+        let from = from.key;
+        let threshold = self.cfg.shortcut_hops;
+        let (slack, need) = (self.cfg.shortcut_slack, self.cfg.shortcut_repeats);
+        let Some(c) = self.cache.get_mut(id) else {
+            return;
+        };
+        let Some(parent) = c.parent else {
+            return;
+        };
+        if threshold == 0 || parent == from || self.eager.contains(&from) || !c.alone {
+            return;
+        }
+        if !self.eager.contains(&parent)
+            || c.route.hops < hops.saturating_add(threshold)
+            || now.saturating_duration_since(c.received) > slack
+        {
+            return;
+        }
+        // Counted once per broadcast: a second IHAVE for it saves nothing over this one.
+        c.route.hops = hops;
+        let count = match self.candidate {
+            Some((k, n)) if k == from => n + 1,
+            _ => 1,
+        };
+        if count < need {
+            self.candidate = Some((from, count));
+            return;
+        }
+        self.candidate = None;
+        c.parent = Some(from);
+        self.eager.remove(&parent);
+        self.eager.insert(from);
+        self.out.push_back(OutEvent::Shortcut { to: from });
+        self.out.push_back(OutEvent::Prune { to: parent });
+    }
+
+    /// Drops cached broadcasts past `cache_ttl`, or beyond `cache` entries.
+    fn expire(&mut self, now: Timestamp) {
+        while let Some((t, id)) = self.order.front().copied() {
+            if self.order.len() < self.cfg.cache
+                && now.saturating_duration_since(t) < self.cfg.cache_ttl
+            {
+                break;
+            }
+            self.order.pop_front();
+            self.cache.remove(&id);
+        }
+    }
+
+    /// Caches a broadcast to spread (no longer missing), received from `parent`.
+    fn remember(&mut self, now: Timestamp, b: &Broadcast<'_>, parent: Option<NodeKey>) {
+        self.expire(now);
+        let grafted = self
+            .forget_missing(&b.route.id)
+            .and_then(|m| Some((m.first_announced, m.grafted?)));
+        if self.cfg.cache == 0 || self.cache.contains_key(&b.route.id) {
+            return;
+        }
+        let alone = self
+            .order
+            .back()
+            .is_none_or(|(t, _)| now.saturating_duration_since(*t) >= self.cfg.shortcut_quiet);
+        self.order.push_back((now, b.route.id));
+        self.cache.insert(
+            b.route.id,
+            Cached {
+                route: b.route,
+                origin: b.origin,
+                signature: b.signature,
+                payload: b.payload.to_vec(),
+                grafted,
+                parent,
+                received: now,
+                alone,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;
