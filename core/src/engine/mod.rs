@@ -94,6 +94,29 @@
 //! record ever exceeds Noise's 65,535-byte message limit. A record is never refused after it was
 //! sealed.
 //!
+//! # Layers
+//!
+//! The engine composes small modules, each named for its job:
+//!
+//! - **protocols that stand alone** (own their state, typed inputs and outputs, tested without
+//!   an engine): `plumtree` (the epidemic broadcast tree), `hyparview` (partial-view
+//!   membership), `seen` (de-duplication), `timers` (the deadline table), `estimator`,
+//!   `budget` (the frame budget), `obfuscation` (padding, jitter and cover policies);
+//! - **glue to links and peers**: `tree` and `membership` translate engine happenings into
+//!   those protocols' inputs and their outputs into frames;
+//! - **links and paths**: `links` (the link table, queues, transmit path, heartbeats), `peers`
+//!   (the peer table and the path each peer takes), `direct` (the WebRTC upgrade), `tunnels`
+//!   (relays, rendezvous and end-to-end tunnels), `exchange` (peer exchange), `dispatch`
+//!   (received frames to their handler), `quality`;
+//! - **messages**: `broadcast`, `stem` (anonymous broadcasts' stem phase), `resonance`,
+//!   `whisper`, `hosting` (extensions), with `extension` the trait extensions implement;
+//! - **the surface**: `config`, `event`, `stats`, `drive` ([`drain`]).
+//!
+//! Three files pass 500 lines, each one concern: `links.rs` is the link table with everything
+//! a link has (queue, transmit path, padding, jitter, heartbeat, close) — splitting it would
+//! scatter one object's invariants; `plumtree.rs` and `hyparview.rs` are each one protocol's
+//! state machine, read top to bottom like the paper, their tests in a file of their own.
+//!
 //! # Paths
 //!
 //! Every link runs the XX handshake. Peers are found at relays (rendezvous namespaces) and
