@@ -112,7 +112,8 @@
 //!   `whisper`, `hosting` (extensions), with `extension` the trait extensions implement;
 //! - **the surface**: `config`, `event`, `stats`, `drive` ([`drain`]).
 //!
-//! Three files pass 500 lines, each one concern: `links.rs` is the link table with everything
+//! Four files pass 500 lines, each one concern: this one is the `Engine` type and its public
+//! inputs (a fifth of it these docs); `links.rs` is the link table with everything
 //! a link has (queue, transmit path, padding, jitter, heartbeat, close) — splitting it would
 //! scatter one object's invariants; `plumtree.rs` and `hyparview.rs` are each one protocol's
 //! state machine, read top to bottom like the paper, their tests in a file of their own.
