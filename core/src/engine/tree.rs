@@ -239,8 +239,8 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.tree.as_ref()?.poll_timeout()
     }
 
-    /// A new link to a neighbour is up: announce the recent broadcasts to it, newest first, in
-    /// one IHAVE (on the neighbour's best path).
+    /// A new link to a neighbour is up: announce the recent broadcasts to it, newest first,
+    /// batched into IHAVEs (one with the default limits) on the neighbour's best path.
     pub(crate) fn tree_link_up(&mut self, now: Timestamp, link: LinkId) {
         let Some(key) = self.links.get(&link).and_then(|l| l.peer_key()) else {
             return;
