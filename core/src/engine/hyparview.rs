@@ -77,11 +77,20 @@
 //! passed. Randomness, the time and what the caller knows (the broadcast tree's neighbours,
 //! which broadcasts have arrived) come in as arguments.
 //!
-//! Every table is capped: the active view by `active`, the passive view by `passive`, dials by
-//! the caller's link cap, join contacts by four, probes served by four, a probe's evidence by
-//! eight announcements.
+//! Every table is capped: the active view by `active`, the passive view by `passive`, dials and
+//! pending NEIGHBOUR requests by the caller's link cap, join contacts by four, probes served by
+//! four, a probe's evidence by eight announcements. There is no ever-growing address book: an
+//! address lives in the record of the node it belongs to (a neighbour, a passive contact, a
+//! dial, a probe, a request) and goes with it, so addresses are bounded by the views. Besides,
+//! the 64 addresses learnt last are remembered, for a node that comes back into the active
+//! view without giving its address: the end of a walk announcing a node that rejoins, the
+//! contact we (re)joined through.
 
-use alloc::{collections::BTreeMap, string::String, vec::Vec};
+use alloc::{
+    collections::{BTreeMap, VecDeque},
+    string::String,
+    vec::Vec,
+};
 use core::time::Duration;
 
 use rand_core::CryptoRng;
@@ -102,6 +111,8 @@ const MAX_JOIN_CONTACTS: usize = 4;
 const REFILL_BASE: Duration = Duration::from_millis(500);
 /// Longest wait between refill attempts.
 const REFILL_MAX: Duration = Duration::from_secs(30);
+/// Addresses remembered after their nodes left the views (the most recently learnt ones).
+const RECENT_ADDRS: usize = 64;
 
 /// Why a link was dialled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -230,6 +241,15 @@ pub(crate) struct Local {
     pub max_dials: usize,
 }
 
+/// A neighbour: its ID and, when we know it, where it can be dialled (it gave the address in
+/// JOIN or NEIGHBOUR, or we reached it there). Only a neighbour with an address can go to the
+/// passive view or be passed on in a shuffle.
+#[derive(Clone, Debug)]
+struct Neighbour {
+    id: NodeId,
+    addr: Option<String>,
+}
+
 /// One dial in flight: asked for, and then bound to the caller's link.
 #[derive(Clone, Debug)]
 struct Dial<L> {
@@ -237,12 +257,17 @@ struct Dial<L> {
     /// `None` until the caller answers [`Out::Dial`].
     link: Option<L>,
     intent: Intent,
+    /// The address of a passive contact we dial: it stays the node's address through the
+    /// probe or the NEIGHBOUR request that follows, and as a neighbour.
+    addr: Option<String>,
 }
 
 /// A probe of ours in progress.
 #[derive(Clone, Debug)]
 struct Probe<L> {
     node: NodeId,
+    /// Its address (from the passive view), to put it back there.
+    addr: Option<String>,
     link: L,
     until: Timestamp,
     /// Broadcasts the contact announced that we lacked then, and when.
@@ -256,13 +281,19 @@ pub(crate) struct State<L> {
     cfg: MembershipConfig,
     local: Local,
     /// The active view: neighbours, by key.
-    active: BTreeMap<NodeKey, NodeId>,
-    /// Where nodes can be dialled.
-    addrs: BTreeMap<NodeKey, String>,
+    active: BTreeMap<NodeKey, Neighbour>,
     /// The passive view: contacts and their addresses.
     passive: BTreeMap<NodeKey, (NodeId, String)>,
     /// Dials in flight (at most `local.max_dials`).
     dials: Vec<Dial<L>>,
+    /// Nodes we dialled and asked to be neighbours (NEIGHBOUR sent, no answer yet), with the
+    /// address we reached them at: one that accepts is a neighbour at that address. At most
+    /// one per link (`local.max_dials`); an entry goes with the answer or the link.
+    asked: BTreeMap<NodeKey, String>,
+    /// The addresses learnt last (from JOIN, NEIGHBOUR, the passive view), most recent at the
+    /// back, at most [`RECENT_ADDRS`]: a node that comes back into the active view without
+    /// giving its address (at a walk's end, as our join contact) takes it from here.
+    recent: VecDeque<(NodeKey, String)>,
     next_dial: u64,
     /// Addresses we joined through, for a last-resort rejoin (at most [`MAX_JOIN_CONTACTS`]).
     join_contacts: Vec<String>,
@@ -301,9 +332,10 @@ impl<L: Copy + Eq> State<L> {
             },
             local,
             active: BTreeMap::new(),
-            addrs: BTreeMap::new(),
             passive: BTreeMap::new(),
             dials: Vec::new(),
+            asked: BTreeMap::new(),
+            recent: VecDeque::new(),
             next_dial: 0,
             join_contacts: Vec::new(),
             rotating: None,
@@ -319,6 +351,17 @@ impl<L: Copy + Eq> State<L> {
     /// The outputs queued by the inputs so far, in order; carry them out in that order.
     pub fn take_out(&mut self) -> Vec<Out> {
         core::mem::take(&mut self.out)
+    }
+
+    /// Addresses held, all records together (for the tests of the bound).
+    #[cfg(test)]
+    fn addresses(&self) -> usize {
+        self.active.values().filter(|n| n.addr.is_some()).count()
+            + self.passive.len()
+            + self.dials.iter().filter(|d| d.addr.is_some()).count()
+            + self.asked.len()
+            + usize::from(self.probe.as_ref().is_some_and(|p| p.addr.is_some()))
+            + self.recent.len()
     }
 
     /// The neighbours (the active view), in key order.
@@ -351,14 +394,16 @@ impl<L: Copy + Eq> State<L> {
     }
 
     /// The caller opened `link` to `contact` to join the overlay through it: JOIN goes out
-    /// when the link is up, and `contact` is remembered for a last-resort rejoin.
+    /// when the link is up, and `contact` is remembered for a last-resort rejoin. No output.
     pub fn handle_join(&mut self, link: L, contact: &str) {
+        // Always room: the caller could open the link, and each dial is one of its links.
         if self.dials.len() < self.local.max_dials {
             let id = self.dial_id();
             self.dials.push(Dial {
                 id,
                 link: Some(link),
                 intent: Intent::Join,
+                addr: None,
             });
         }
         if !self.join_contacts.iter().any(|c| c == contact) {
@@ -384,7 +429,9 @@ impl<L: Copy + Eq> State<L> {
 
     /// A link to `peer` finished its handshake. If we dialled it, say why: JOIN, NEIGHBOUR, or
     /// PROBE (the probe starts now). `tree` lists the neighbours in the broadcast tree (a JOIN
-    /// may evict one; those outside the tree go first).
+    /// may evict one; those outside the tree go first). Call it before the link carries
+    /// anything else, so a probe is known as one from the start; then carry out
+    /// [`take_out`](Self::take_out).
     pub fn handle_link_up<R: CryptoRng + ?Sized>(
         &mut self,
         now: Timestamp,
@@ -397,13 +444,15 @@ impl<L: Copy + Eq> State<L> {
             return;
         };
         let key = *peer.key();
-        match self.dials.remove(i).intent {
+        let Dial { intent, addr, .. } = self.dials.remove(i);
+        match intent {
             Intent::Join => {
                 self.add_active(rng, tree, peer, None);
                 let addr = self.my_addr();
                 self.send(key, Message::Join { addr });
             }
             Intent::Neighbour { high } => {
+                self.remember_ask(key, addr);
                 let addr = self.my_addr();
                 self.send(
                     key,
@@ -413,11 +462,12 @@ impl<L: Copy + Eq> State<L> {
                     },
                 );
             }
-            Intent::Rotate => self.ask_to_rotate(key),
+            Intent::Rotate => self.ask_to_rotate(key, addr),
             Intent::Probe => {
                 // The broadcast tree's catch-up announcements do the looking.
                 self.probe = Some(Probe {
                     node: peer,
+                    addr,
                     link,
                     until: now.saturating_add(self.cfg.probe_window),
                     announced: Vec::new(),
@@ -431,6 +481,7 @@ impl<L: Copy + Eq> State<L> {
     /// `link` went away. `peer` is the node it led to (`None` if its handshake never finished:
     /// the address is dead); `still_linked` says whether another link to that node remains (a
     /// newer one replaced this). A lost neighbour leaves the active view, which is refilled.
+    /// Then carry out [`take_out`](Self::take_out).
     pub fn handle_link_lost<R: CryptoRng + ?Sized>(
         &mut self,
         now: Timestamp,
@@ -455,11 +506,14 @@ impl<L: Copy + Eq> State<L> {
             && !still_linked
         {
             self.active.remove(&k);
+            self.asked.remove(&k);
         }
         self.refill(now, rng);
     }
 
-    /// Evidence for our probe: `from` announced broadcast `id`, which we lack.
+    /// Evidence for our probe: `from` announced broadcast `id`, which we lack (the caller
+    /// reports every such announcement; those not from the probed contact are ignored). No
+    /// output.
     pub fn handle_announced(&mut self, now: Timestamp, from: &NodeKey, id: MessageId) {
         if let Some(p) = self.probe.as_mut()
             && p.node.key() == from
@@ -471,6 +525,7 @@ impl<L: Copy + Eq> State<L> {
 
     /// A MEMBERSHIP message from the neighbour `from`, on `link`. `tree` lists the neighbours
     /// in the broadcast tree (taking a node in may evict one; those outside the tree go first).
+    /// Then carry out [`take_out`](Self::take_out).
     pub fn handle_message<R: CryptoRng + ?Sized>(
         &mut self,
         now: Timestamp,
@@ -517,14 +572,20 @@ impl<L: Copy + Eq> State<L> {
             }
             Membership::NeighbourReply { accepted } => {
                 let rotation = self.rotating.take_if(|k| *k == key);
+                let asked = self.asked.remove(&key);
                 if accepted {
+                    let addr = self
+                        .active
+                        .get(&key)
+                        .and_then(|n| n.addr.clone())
+                        .or(asked)
+                        .or_else(|| self.recall(&key));
                     if rotation.is_some()
                         && let Some(victim) = self.eviction_victim(rng, tree)
                     {
                         // Let an old neighbour go; it keeps us in its passive view.
                         self.evict(rng, victim);
                     }
-                    let addr = self.addrs.get(&key).cloned();
                     self.add_active(rng, tree, from, addr.as_deref());
                 } else {
                     // Refused: back off before asking the next contact.
@@ -541,7 +602,7 @@ impl<L: Copy + Eq> State<L> {
                 }
             }
             Membership::Disconnect => {
-                self.demote(rng, key, Some(from));
+                self.demote(rng, key, from);
                 self.close(key, CloseReason::Disconnected);
             }
             Membership::Shuffle { contacts } => {
@@ -555,7 +616,9 @@ impl<L: Copy + Eq> State<L> {
 
     /// Timers: the shuffle (and with it, by chance, a rotation or a probe), the end of our
     /// probe, the refill of a short active view. `arrived` says whether a broadcast has arrived
-    /// by now (the caller's de-duplication set), for the probe's verdict.
+    /// by now (the caller's de-duplication set, read only), for the probe's verdict. Call it
+    /// once [`poll_timeout`](Self::poll_timeout) has passed (earlier is harmless); then carry
+    /// out [`take_out`](Self::take_out).
     pub fn handle_timeout<R: CryptoRng + ?Sized>(
         &mut self,
         now: Timestamp,
@@ -596,8 +659,9 @@ impl<L: Copy + Eq> State<L> {
         self.out.push(Out::Close { peer, reason });
     }
 
-    /// Asks the caller to dial `addr` (unless it is empty, or too many dials are in flight).
-    fn dial(&mut self, addr: &str, intent: Intent) {
+    /// Asks the caller to dial `addr` (unless it is empty, or too many dials are in flight);
+    /// `contact` when it is a passive contact's (its address goes with the dial).
+    fn dial(&mut self, addr: &str, intent: Intent, contact: bool) {
         if addr.is_empty() || self.dials.len() >= self.local.max_dials {
             return;
         }
@@ -606,6 +670,7 @@ impl<L: Copy + Eq> State<L> {
             id,
             link: None,
             intent,
+            addr: contact.then(|| String::from(addr)),
         });
         self.out.push(Out::Dial {
             dial: id,
@@ -630,7 +695,7 @@ impl<L: Copy + Eq> State<L> {
         if ttl == 0 || self.active.len() <= 1 {
             // The walk ends here: the new node gets a place in our active view.
             if !known {
-                self.dial(addr, Intent::Neighbour { high: true });
+                self.dial(addr, Intent::Neighbour { high: true }, false);
             }
             return;
         }
@@ -652,14 +717,25 @@ impl<L: Copy + Eq> State<L> {
                 };
                 self.send(to, message);
             }
-            None if !known => self.dial(addr, Intent::Neighbour { high: true }),
+            None if !known => self.dial(addr, Intent::Neighbour { high: true }, false),
             None => {}
         }
     }
 
-    /// Asks `key` (just linked) into our active view in place of one of our neighbours.
-    fn ask_to_rotate(&mut self, key: NodeKey) {
+    /// Remembers the address of `key`, a passive contact we are asking to be a neighbour.
+    fn remember_ask(&mut self, key: NodeKey, addr: Option<String>) {
+        if let Some(addr) = addr
+            && (self.asked.len() < self.local.max_dials || self.asked.contains_key(&key))
+        {
+            self.asked.insert(key, addr);
+        }
+    }
+
+    /// Asks `key` (just linked, at `addr` if it came from the passive view) into our active
+    /// view in place of one of our neighbours.
+    fn ask_to_rotate(&mut self, key: NodeKey, addr: Option<String>) {
         self.rotating = Some(key);
+        self.remember_ask(key, addr);
         let addr = self.my_addr();
         self.send(
             key,
@@ -680,19 +756,40 @@ impl<L: Copy + Eq> State<L> {
     ) {
         let key = *peer.key();
         if let Some(a) = addr {
-            self.addrs.insert(key, String::from(a));
+            self.learn(key, a);
         }
         self.passive.remove(&key);
-        if self.active.contains_key(&key) {
+        if let Some(n) = self.active.get_mut(&key) {
+            if let Some(a) = addr {
+                n.addr = Some(String::from(a));
+            }
             return;
         }
+        let addr = addr.map(String::from).or_else(|| self.recall(&key));
         self.refill_backoff = REFILL_BASE;
         if self.active.len() >= self.cfg.active
             && let Some(victim) = self.eviction_victim(rng, tree)
         {
             self.evict(rng, victim);
         }
-        self.active.insert(key, peer);
+        self.active.insert(key, Neighbour { id: peer, addr });
+    }
+
+    /// Remembers that `key` can be dialled at `addr` (among the [`RECENT_ADDRS`] last learnt).
+    fn learn(&mut self, key: NodeKey, addr: &str) {
+        self.recent.retain(|(k, _)| *k != key);
+        if self.recent.len() >= RECENT_ADDRS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((key, String::from(addr)));
+    }
+
+    /// The address last learnt for `key`, if it is still remembered.
+    fn recall(&self, key: &NodeKey) -> Option<String> {
+        self.recent
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, a)| a.clone())
     }
 
     /// A random neighbour to let go, preferring one whose link is not in the broadcast tree:
@@ -720,16 +817,21 @@ impl<L: Copy + Eq> State<L> {
 
     /// Drops `victim` from the active view with DISCONNECT; it moves to the passive view.
     fn evict<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, victim: NodeKey) {
-        let id = self.active.get(&victim).copied();
-        self.demote(rng, victim, id);
+        if let Some(id) = self.active.get(&victim).map(|n| n.id) {
+            self.demote(rng, victim, id);
+        }
         self.send(victim, Message::Disconnect);
         self.close(victim, CloseReason::Evicted);
     }
 
-    /// Moves `key` (node `id`) from the active view to the passive one, if its address is known.
-    fn demote<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, key: NodeKey, id: Option<NodeId>) {
-        self.active.remove(&key);
-        if let (Some(id), Some(addr)) = (id, self.addrs.get(&key).cloned()) {
+    /// Moves `key` (node `id`) from the active view to the passive one, if its address is
+    /// known (a node that is not a neighbour goes there too, if its address is remembered).
+    fn demote<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, key: NodeKey, id: NodeId) {
+        let addr = match self.active.remove(&key) {
+            Some(n) => n.addr,
+            None => self.asked.get(&key).cloned().or_else(|| self.recall(&key)),
+        };
+        if let Some(addr) = addr {
             self.add_passive(rng, id, addr);
         }
     }
@@ -770,8 +872,8 @@ impl<L: Copy + Eq> State<L> {
         }
         let active: Vec<(NodeId, String)> = self
             .active
-            .iter()
-            .filter_map(|(k, id)| Some((*id, self.addrs.get(k)?.clone())))
+            .values()
+            .filter_map(|n| Some((n.id, n.addr.clone()?)))
             .collect();
         let passive: Vec<(NodeId, String)> = self.passive.values().cloned().collect();
         for (mut list, k) in [
@@ -809,12 +911,14 @@ impl<L: Copy + Eq> State<L> {
             .any(|(id, at)| *at <= settled && !arrived(id))
         {
             self.out.push(Out::ProbeKept);
-            self.ask_to_rotate(key);
+            self.ask_to_rotate(key, p.addr);
             return;
         }
         // Nothing missing: back to the passive view, unless it became a neighbour meanwhile.
         if !self.active.contains_key(&key) {
-            self.demote(rng, key, Some(p.node));
+            if let Some(addr) = p.addr {
+                self.add_passive(rng, p.node, addr);
+            }
             self.close(key, CloseReason::ProbeDone);
         }
     }
@@ -867,7 +971,7 @@ impl<L: Copy + Eq> State<L> {
             let addr = self.join_contacts[i].clone();
             self.refill_at = now.saturating_add(self.refill_backoff);
             self.refill_backoff = self.refill_backoff.saturating_mul(2).min(REFILL_MAX);
-            self.dial(&addr, Intent::Join);
+            self.dial(&addr, Intent::Join, false);
             return;
         }
         self.refill_at = now.saturating_add(self.refill_backoff);
@@ -881,8 +985,8 @@ impl<L: Copy + Eq> State<L> {
             return;
         };
         if let Some((_, addr)) = self.passive.remove(&k) {
-            self.addrs.insert(k, addr.clone());
-            self.dial(&addr, intent);
+            self.learn(k, &addr);
+            self.dial(&addr, intent, true);
         }
     }
 }

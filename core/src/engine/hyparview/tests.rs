@@ -446,6 +446,34 @@ fn a_node_with_nobody_left_joins_again_through_its_contact_with_backoff() {
 }
 
 #[test]
+fn a_node_that_comes_back_without_its_address_has_the_one_last_learnt() {
+    // Node 9 was a neighbour (it gave its address), then its link failed.
+    let mut n = Node::new(17);
+    let l9 = n.neighbour(9);
+    n.lost(l9, Some(node(9)));
+    assert!(n.active().is_empty());
+    // It rejoins; a walk for it ends here, and it accepts our NEIGHBOUR. It did not give its
+    // address, but we remember it: it can go to the passive view, and into shuffles.
+    let l1 = n.neighbour(1);
+    let a = addr(9);
+    let out = n.msg(
+        l1,
+        node(1),
+        Membership::ForwardJoin {
+            node: node(9),
+            addr: &a,
+            ttl: 0,
+        },
+    );
+    let (link, ..) = n.answer(&out)[0].clone();
+    n.s.handle_link_up(n.now, &mut n.rng, &[], link, node(9));
+    n.msg(link, node(9), Membership::NeighbourReply { accepted: true });
+    assert_eq!(n.s.active[&key(9)].addr, Some(addr(9)));
+    n.msg(link, node(9), Membership::Disconnect);
+    assert!(n.in_passive(9));
+}
+
+#[test]
 fn join_contacts_are_capped() {
     let mut n = Node::new(8);
     for i in 0..10 {
@@ -692,4 +720,54 @@ fn dials_are_capped_and_forgotten_when_they_cannot_be_made() {
         }
     }
     assert!(s.dials.is_empty());
+}
+
+/// A node ID that is never validated (membership checks IDs only in walks and shuffles).
+fn fake(i: u64) -> NodeId {
+    let mut k = [0u8; 32];
+    k[..8].copy_from_slice(&i.to_be_bytes());
+    NodeId::from_parts(NodeKey(k), 0)
+}
+
+#[test]
+fn addresses_are_bounded_by_the_views() {
+    let cfg = MembershipConfig::default();
+    let mut n = Node::new(16);
+    let mut gone = Vec::new();
+    // Hundreds of nodes pass through: each asks in with high priority (a neighbour is evicted
+    // to the passive view to make room), and every third one's link then fails.
+    for i in 1..400u64 {
+        let id = fake(i);
+        let link = n.inbound(id);
+        let a = addr(i);
+        n.msg(
+            link,
+            id,
+            Membership::Neighbour {
+                addr: &a,
+                high_priority: true,
+            },
+        );
+        if i % 3 == 0 {
+            // Its refill dial cannot be made (no room for a link).
+            for o in n.lost(link, Some(id)) {
+                if let Out::Dial { dial, .. } = o {
+                    n.s.dialled(dial, None);
+                }
+            }
+            gone.push(*id.key());
+        }
+    }
+    // Nothing is in flight: the views' addresses, and the last ones learnt.
+    let held = n.s.addresses();
+    assert_eq!(n.s.recent.len(), RECENT_ADDRS);
+    assert_eq!(
+        held,
+        n.s.active.len() + n.s.passive_len() + RECENT_ADDRS,
+        "{held} addresses held"
+    );
+    assert!(held <= cfg.active + cfg.passive + RECENT_ADDRS);
+    for k in gone {
+        assert!(!n.s.active.contains_key(&k) && !n.s.passive.contains_key(&k));
+    }
 }
