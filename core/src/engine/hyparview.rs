@@ -23,8 +23,10 @@
 //!   with at most one neighbour) the new node is taken into the active view. At step
 //!   `passive_walk` the new node is also put in a passive view.
 //! - **NEIGHBOUR** asks the receiver to take the sender into its active view. A *high
-//!   priority* request (the sender has no neighbour left) is always accepted; a low priority
-//!   one only when there is room. The answer says which (NEIGHBOUR_REPLY).
+//!   priority* request (the sender has no neighbour left) is accepted even into a full view —
+//!   *departure*: at most once per shuffle interval, so a few identities cannot replace the
+//!   whole view by asking with high priority; a low priority one only when there is room. The
+//!   answer says which (NEIGHBOUR_REPLY).
 //! - **DISCONNECT**: the sender drops the receiver from its active view (to make room); the
 //!   receiver moves the sender to its passive view.
 //! - **SHUFFLE**: now and then a node sends a sample of its views (itself, `shuffle_active`
@@ -303,6 +305,8 @@ pub(crate) struct State<L> {
     probe: Option<Probe<L>>,
     /// Nodes probing us, with their links (at most [`MAX_PROBED_BY`]).
     probed_by: BTreeMap<NodeKey, L>,
+    /// When a high-priority NEIGHBOUR last forced its way into the full active view.
+    forced_at: Option<Timestamp>,
     /// Deadlines: the next shuffle, the next refill (while the active view is short).
     next_shuffle: Timestamp,
     refill_at: Timestamp,
@@ -341,6 +345,7 @@ impl<L: Copy + Eq> State<L> {
             rotating: None,
             probe: None,
             probed_by: BTreeMap::new(),
+            forced_at: None,
             next_shuffle: now.saturating_add(cfg.shuffle_interval),
             refill_at: now,
             refill_backoff: REFILL_BASE,
@@ -558,7 +563,19 @@ impl<L: Copy + Eq> State<L> {
                 addr,
                 high_priority,
             } => {
-                let accepted = high_priority || self.active.len() < self.cfg.active;
+                // A high-priority request may force its way into a full view (evicting a
+                // neighbour) at most once per shuffle interval: the paper accepts it always, so
+                // a few identities asking with high priority could replace the whole view.
+                let room = self.active.len() < self.cfg.active || self.active.contains_key(&key);
+                let force = high_priority
+                    && !room
+                    && self.forced_at.is_none_or(|t| {
+                        now.saturating_duration_since(t) >= self.cfg.shuffle_interval
+                    });
+                if force {
+                    self.forced_at = Some(now);
+                }
+                let accepted = room || force;
                 self.probed_by.remove(&key); // a probe that found a cut becomes a neighbour
                 if accepted {
                     self.add_active(rng, tree, from, Some(addr));

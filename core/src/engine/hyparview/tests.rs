@@ -737,6 +737,8 @@ fn addresses_are_bounded_by_the_views() {
     // Hundreds of nodes pass through: each asks in with high priority (a neighbour is evicted
     // to the passive view to make room), and every third one's link then fails.
     for i in 1..400u64 {
+        // One forced entry per shuffle interval is what a high-priority request may take.
+        n.now = n.now.saturating_add(cfg.shuffle_interval);
         let id = fake(i);
         let link = n.inbound(id);
         let a = addr(i);
@@ -770,4 +772,64 @@ fn addresses_are_bounded_by_the_views() {
     for k in gone {
         assert!(!n.s.active.contains_key(&k) && !n.s.passive.contains_key(&k));
     }
+}
+
+#[test]
+fn finding_10_high_priority_requests_force_their_way_in_at_most_once_per_shuffle_interval() {
+    let cfg = MembershipConfig::default();
+    let mut n = Node::new(17);
+    // Fill the active view.
+    for i in 1..=cfg.active as u64 {
+        let id = fake(i);
+        let link = n.inbound(id);
+        let a = addr(i);
+        n.msg(
+            link,
+            id,
+            Membership::Neighbour {
+                addr: &a,
+                high_priority: false,
+            },
+        );
+    }
+    let full: Vec<NodeKey> = n.s.active().copied().collect();
+    assert_eq!(full.len(), cfg.active);
+    // A crowd of fresh identities asks with high priority at once: one gets in.
+    let mut accepted = 0;
+    for i in 100..120u64 {
+        let id = fake(i);
+        let link = n.inbound(id);
+        let a = addr(i);
+        n.msg(
+            link,
+            id,
+            Membership::Neighbour {
+                addr: &a,
+                high_priority: true,
+            },
+        );
+        if n.s.active().any(|k| k == id.key()) {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 1);
+    let kept = full
+        .iter()
+        .filter(|k| n.s.active().any(|a| a == *k))
+        .count();
+    assert_eq!(kept, cfg.active - 1, "one neighbour evicted, not the view");
+    // A shuffle interval later, one more may.
+    n.now = n.now.saturating_add(cfg.shuffle_interval);
+    let id = fake(200);
+    let link = n.inbound(id);
+    let a = addr(200);
+    n.msg(
+        link,
+        id,
+        Membership::Neighbour {
+            addr: &a,
+            high_priority: true,
+        },
+    );
+    assert!(n.s.active().any(|k| k == id.key()));
 }
