@@ -236,14 +236,22 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         true
     }
 
+    /// How long the seen set must keep `route`'s id: while the message could be accepted
+    /// (validation accepts it up to and including its expiry).
+    pub(crate) fn seen_until(&self, route: &Route) -> Timestamp {
+        route
+            .expires_at(&self.config.limits)
+            .saturating_add(core::time::Duration::from_millis(1))
+    }
+
     /// Records an accepted routed message for as long as it is valid. `false`,
     /// counted, when it cannot be recorded: a duplicate, or a kind whose share of the set is full
     /// of messages still valid (then it must not be accepted: it could come again).
     pub(crate) fn remember(&mut self, now: Timestamp, route: &Route, kind: SeenKind) -> bool {
-        let until = route
-            .expires_at(&self.config.limits)
-            .saturating_add(core::time::Duration::from_millis(1));
-        match self.seen.insert(now, route.id, kind, until) {
+        match self
+            .seen
+            .insert(now, route.id, kind, self.seen_until(route))
+        {
             Ok(()) => true,
             Err(Refusal::Known) => {
                 self.stats.duplicates += 1;

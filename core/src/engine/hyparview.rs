@@ -457,15 +457,7 @@ impl<L: Copy + Eq> State<L> {
                 self.send(key, Message::Join { addr });
             }
             Intent::Neighbour { high } => {
-                self.remember_ask(key, addr);
-                let addr = self.my_addr();
-                self.send(
-                    key,
-                    Message::Neighbour {
-                        addr,
-                        high_priority: high,
-                    },
-                );
+                self.ask_neighbour(key, addr, high);
             }
             Intent::Rotate => self.ask_to_rotate(key, addr),
             Intent::Probe => {
@@ -748,19 +740,24 @@ impl<L: Copy + Eq> State<L> {
         }
     }
 
-    /// Asks `key` (just linked, at `addr` if it came from the passive view) into our active
-    /// view in place of one of our neighbours.
-    fn ask_to_rotate(&mut self, key: NodeKey, addr: Option<String>) {
-        self.rotating = Some(key);
+    /// Sends NEIGHBOUR to `key` (just linked; at `addr` if it came from the passive view).
+    fn ask_neighbour(&mut self, key: NodeKey, addr: Option<String>, high_priority: bool) {
         self.remember_ask(key, addr);
         let addr = self.my_addr();
         self.send(
             key,
             Message::Neighbour {
                 addr,
-                high_priority: true,
+                high_priority,
             },
         );
+    }
+
+    /// Asks `key` (just linked, at `addr` if it came from the passive view) into our active
+    /// view in place of one of our neighbours.
+    fn ask_to_rotate(&mut self, key: NodeKey, addr: Option<String>) {
+        self.rotating = Some(key);
+        self.ask_neighbour(key, addr, true);
     }
 
     /// Takes `peer` into the active view, evicting a neighbour if it is full.

@@ -184,10 +184,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             self.stats.drop(DropCause::Invalid);
             return;
         }
-        let until = w
-            .route
-            .expires_at(&self.config.limits)
-            .saturating_add(core::time::Duration::from_millis(1));
+        let until = self.seen_until(&w.route);
         let first = match self.seen.insert(now, w.route.id, SeenKind::Whisper, until) {
             Ok(()) => true,
             Err(Refusal::Known) => false,
