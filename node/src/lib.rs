@@ -1,0 +1,7 @@
+//! # whispurr-node
+//!
+//! The runtime-neutral async half of whispurr (work in progress).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod runtime;
