@@ -168,7 +168,7 @@ pub use event::{
     WhisperFailure,
 };
 pub use extension::{Extension, ExtensionContext, ExtensionMessage, Outgoing};
-pub use peers::{CAP_WEBRTC, MAX_KEYS_PER_PEER, PATH_HYSTERESIS};
+pub use peers::{CAP_WEBRTC, MAX_KEYS_PER_PEER, PATH_HYSTERESIS, PeerStatus};
 pub use plumtree::TreeConfig;
 pub use quality::Quality;
 use rand_core::CryptoRng;

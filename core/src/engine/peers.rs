@@ -32,6 +32,24 @@ pub(crate) fn global_namespace() -> [u8; 32] {
     crate::derive::global_namespace()
 }
 
+/// A peer with an established path, as [`Engine::peer_status`] reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerStatus {
+    /// The peer's ID.
+    pub id: NodeId,
+    /// The path that carries traffic to it now.
+    pub path: PathKind,
+    /// Smoothed round-trip time on that path, once measured.
+    pub rtt_ms: Option<f64>,
+    /// Smoothed deviation of the round-trip time on that path.
+    pub jitter_ms: f64,
+    /// Share of PINGs on that path not answered.
+    pub loss: f64,
+    /// Whether a direct link is established too (it may not carry traffic when the relayed
+    /// path is clearly healthier).
+    pub direct_up: bool,
+}
+
 /// What the engine knows about a peer.
 #[derive(Debug)]
 pub(crate) struct Peer {
@@ -85,6 +103,34 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     /// The established link to `key`, if any.
     pub(crate) fn path_to(&self, key: &NodeKey) -> Option<LinkId> {
         self.peers.get(key).and_then(|p| self.best_path(p))
+    }
+
+    /// Every peer with an established path: its ID, the path carrying its traffic and that
+    /// path's quality, in key order.
+    pub fn peer_status(&self) -> Vec<PeerStatus> {
+        self.peers
+            .values()
+            .filter_map(|p| {
+                let best = self.best_path(p)?;
+                let link = self.links.get(&best)?;
+                let direct_up = p
+                    .direct
+                    .and_then(|d| self.links.get(&d))
+                    .is_some_and(|l| l.is_established());
+                Some(PeerStatus {
+                    id: p.id,
+                    path: if Some(best) == p.direct {
+                        PathKind::Direct
+                    } else {
+                        PathKind::Relayed
+                    },
+                    rtt_ms: link.quality.rtt_ms(),
+                    jitter_ms: link.quality.jitter_ms(),
+                    loss: link.quality.loss(),
+                    direct_up,
+                })
+            })
+            .collect()
     }
 
     /// Peers with an established path, with that path, in key order.

@@ -1,0 +1,222 @@
+//! Integration scenarios over real sockets on 127.0.0.1, written once against [`Runtime`] and
+//! run by each runtime crate's tests (`runtime-tokio/tests/scenarios.rs`,
+//! `runtime-smol/tests/scenarios.rs`). Behind the `scenarios` feature; not part of the API.
+//!
+//! Every scenario waits on events with generous deadlines (CI shares two cores) and asserts
+//! what arrived, never how fast.
+
+#![allow(missing_docs)]
+
+use std::{collections::BTreeSet, time::Duration};
+
+use futures::StreamExt;
+use whispurr_core::{
+    NodeKey,
+    engine::{
+        BroadcastAuth, Event, Extension, ExtensionContext, ExtensionMessage, PathKind,
+    },
+    wire::MessageType,
+};
+
+use crate::{Events, Node, NodeBuilder, RelayBuilder, RelayServer, runtime::Runtime, task::with_deadline, webrtc::WebRtcConfig};
+
+/// How long any one expected thing may take before a scenario fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The message type of [`Echo`].
+pub const ECHO: MessageType = MessageType::Custom(0xE0);
+
+/// A minimal extension: raises every message it receives as an event (`(from, payload)`).
+#[derive(Debug, Default)]
+pub struct Echo;
+
+impl Extension for Echo {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+
+    fn message_types(&self) -> Vec<MessageType> {
+        vec![ECHO]
+    }
+
+    fn handle_message(&mut self, ctx: &mut ExtensionContext<'_>, msg: ExtensionMessage<'_>) {
+        ctx.emit((msg.from, msg.payload.to_vec()));
+    }
+}
+
+/// WebRTC settings for loopback tests: UDP on 127.0.0.1, loopback candidates, no mDNS.
+pub fn loopback_webrtc() -> WebRtcConfig {
+    WebRtcConfig {
+        bind: [127, 0, 0, 1].into(),
+        loopback_candidates: true,
+        mdns: false,
+        ..WebRtcConfig::default()
+    }
+}
+
+/// A relay on a free loopback port.
+pub async fn relay<R: Runtime>(rt: &R) -> RelayServer {
+    RelayBuilder::new(rt.clone())
+        .start()
+        .await
+        .expect("relay starts")
+}
+
+/// A node on the relay at `url`, WebRTC as given, with the [`Echo`] extension.
+pub async fn node<R: Runtime>(rt: &R, url: &str, webrtc: Option<WebRtcConfig>) -> (Node, Events) {
+    NodeBuilder::new(rt.clone())
+        .relay(url)
+        .webrtc(webrtc)
+        .extension(Box::new(Echo))
+        .start()
+        .await
+        .expect("node starts")
+}
+
+/// Waits for the first event `pick` maps to `Some`, failing the scenario after [`DEADLINE`].
+pub async fn expect<R: Runtime, T>(
+    rt: &R,
+    events: &mut Events,
+    what: &str,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    let wait = async {
+        while let Some(e) = events.next().await {
+            if let Some(t) = pick(&e) {
+                return Some(t);
+            }
+        }
+        None
+    };
+    match with_deadline(rt, DEADLINE, wait).await {
+        Some(Some(t)) => t,
+        Some(None) => panic!("events ended while waiting for {what}"),
+        None => panic!("no {what} within {DEADLINE:?}"),
+    }
+}
+
+fn key(node: &Node) -> NodeKey {
+    *node.id().key()
+}
+
+/// Waits until each node has every other as a peer (through the relay or directly).
+pub async fn meet<R: Runtime>(rt: &R, nodes: &mut [(Node, Events)]) {
+    let keys: Vec<NodeKey> = nodes.iter().map(|(n, _)| key(n)).collect();
+    for (i, (node, events)) in nodes.iter_mut().enumerate() {
+        let mut want: BTreeSet<NodeKey> = keys.iter().copied().filter(|k| *k != key(node)).collect();
+        // Peers that came up before we started listening count too.
+        for p in node.peers().await.expect("node runs") {
+            want.remove(p.id.key());
+        }
+        while !want.is_empty() {
+            let up = expect(rt, events, &format!("node {i} meeting its peers"), |e| match e {
+                Event::PeerUp { peer, .. } => Some(*peer.key()),
+                _ => None,
+            })
+            .await;
+            want.remove(&up);
+        }
+    }
+}
+
+/// Relay + three nodes over WebSocket only: whisper (delivered and acknowledged), signed and
+/// anonymous broadcast, resonance between two attuned nodes, an extension message, stats.
+pub async fn relay_and_three_nodes<R: Runtime>(rt: R) {
+    let relay = relay(&rt).await;
+    let url = relay.url();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(node(&rt, &url, None).await);
+    }
+    meet(&rt, &mut nodes).await;
+    let [(a, ea), (b, eb), (c, ec)] = &mut nodes[..] else {
+        unreachable!()
+    };
+
+    // Whisper a → b: delivered to b, acknowledged to a.
+    let id = a.whisper(key(b), b"psst".to_vec()).await.expect("whisper accepted");
+    let got = expect(&rt, eb, "the whisper", |e| match e {
+        Event::Whisper { from, payload, .. } => Some((*from, payload.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got, (key(a), b"psst".to_vec()));
+    expect(&rt, ea, "the whisper's delivery report", |e| {
+        matches!(e, Event::WhisperDelivered { id: d } if *d == id).then_some(())
+    })
+    .await;
+
+    // Broadcasts from b, signed then anonymous: both reach a and c, with origin only when signed.
+    b.broadcast(b"signed hello".to_vec()).await.expect("broadcast");
+    b.broadcast_with(b"anonymous hello".to_vec(), BroadcastAuth::Anonymous)
+        .await
+        .expect("broadcast");
+    for (name, events) in [("a", &mut *ea), ("c", &mut *ec)] {
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let got = expect(&rt, events, &format!("b's broadcasts at {name}"), |e| match e {
+                Event::Broadcast { origin, payload, .. } => Some((origin.map(|o| *o.key()), payload.clone())),
+                _ => None,
+            })
+            .await;
+            seen.push(got);
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![
+                (None, b"anonymous hello".to_vec()),
+                (Some(key(b)), b"signed hello".to_vec()),
+            ]
+        );
+    }
+
+    // Resonance: a and c attune to "chess"; b does not and never sees it.
+    a.attune("chess").await.expect("attune");
+    c.attune("chess").await.expect("attune");
+    let sent = with_deadline(&rt, DEADLINE, async {
+        loop {
+            match a.resonate("chess", 0.8, b"e4?".to_vec()).await {
+                Ok(_) => return,
+                // Until c's announcement of the intent has reached a.
+                Err(_) => rt.sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await;
+    assert!(sent.is_some(), "a never found a node attuned to chess");
+    let got = expect(&rt, ec, "the resonance", |e| match e {
+        Event::Resonance { intent, payload, strength, .. } => Some((intent.clone(), payload.clone(), *strength)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got.0, "chess");
+    assert_eq!(got.1, b"e4?".to_vec());
+    assert!((got.2 - 0.8).abs() < 1e-6);
+
+    // An extension message c → a.
+    c.send_extension(ECHO, Some(key(a)), b"ext".to_vec()).await.expect("extension sent");
+    let got = expect(&rt, ea, "the extension message", |e| match e {
+        Event::Extension { extension: "echo", event } => event.downcast_ref::<(NodeKey, Vec<u8>)>().cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got, (key(c), b"ext".to_vec()));
+
+    // Stats: everything went through the relay, nothing directly.
+    let stats = a.stats().await.expect("stats");
+    assert!(stats.relay.records_sent > 0 && stats.relay.records_received > 0);
+    assert_eq!(stats.webrtc.records_sent, 0);
+    assert_eq!(stats.engine.relays, 1);
+    assert_eq!(stats.engine.peers, 2);
+    let peers = a.peers().await.expect("peers");
+    assert_eq!(peers.len(), 2);
+    assert!(peers.iter().all(|p| p.path == PathKind::Relayed));
+    let relay_stats = relay.stats().await.expect("relay stats");
+    assert_eq!(relay_stats.relay.registered, 3);
+
+    for (n, _) in &nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+    relay.shutdown().await.expect("relay shutdown");
+}

@@ -1,0 +1,10 @@
+//! The shared integration scenarios (`whispurr_node::scenarios`) on tokio, over real sockets on
+//! 127.0.0.1.
+
+use whispurr_node::scenarios;
+use whispurr_tokio::Tokio;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_and_three_nodes() {
+    scenarios::relay_and_three_nodes(Tokio).await;
+}
