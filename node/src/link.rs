@@ -19,7 +19,10 @@ use futures::{
     stream::{SplitSink, SplitStream},
 };
 use tungstenite::Message;
-use whispurr_core::engine::WebRtcSignal;
+use whispurr_core::{
+    engine::WebRtcSignal,
+    relay::{RateLimit, TokenBucket},
+};
 
 use crate::{
     runtime::{Runtime, WsStream},
@@ -66,6 +69,7 @@ pub(crate) struct LinkHandle {
     held_bytes: usize,
     blocked: Arc<AtomicBool>,
     reader: AbortHandle,
+    writer_abort: AbortHandle,
     /// Remote signals for a WebRTC link's peer connection.
     pub signals: Option<mpsc::UnboundedSender<WebRtcSignal>>,
 }
@@ -138,6 +142,13 @@ fn true_if_sent(_: Queued) -> bool {
     true
 }
 
+impl LinkHandle {
+    /// Stops the writer too, without writing what it holds (a simulated crash).
+    pub fn kill(&mut self) {
+        self.writer_abort.abort();
+    }
+}
+
 impl Drop for LinkHandle {
     fn drop(&mut self) {
         // The writer drains what it holds and closes the socket; the reader stops now.
@@ -173,9 +184,12 @@ pub(crate) struct LinkTask<I, In> {
     pub records: mpsc::Receiver<Vec<u8>>,
     pub blocked: Arc<AtomicBool>,
     pub abort: futures::future::AbortRegistration,
+    pub writer_abort: futures::future::AbortRegistration,
     pub reporter: Reporter<I, In>,
     /// Held by the writer until it has closed its socket.
     pub alive: mpsc::Sender<()>,
+    /// Read no faster than this (the relay's per-client rate, so that it never drops).
+    pub pace: Option<RateLimit>,
 }
 
 /// Creates a link's handle and the task side it is wired to.
@@ -189,6 +203,7 @@ pub(crate) fn new_link<I: Id, In: Send + 'static>(
     let (writer, records) = mpsc::channel(WRITE_QUEUE);
     let blocked = Arc::new(AtomicBool::new(false));
     let (reader, abort) = AbortHandle::new_pair();
+    let (writer_abort, writer_reg) = AbortHandle::new_pair();
     let handle = LinkHandle {
         writer,
         stalled: None,
@@ -196,6 +211,7 @@ pub(crate) fn new_link<I: Id, In: Send + 'static>(
         held_bytes: 0,
         blocked: blocked.clone(),
         reader,
+        writer_abort,
         signals,
     };
     let task = LinkTask {
@@ -204,8 +220,10 @@ pub(crate) fn new_link<I: Id, In: Send + 'static>(
         records,
         blocked,
         abort,
+        writer_abort: writer_reg,
         reporter,
         alive,
+        pace: None,
     };
     (handle, task)
 }
@@ -220,10 +238,12 @@ impl<I: Id, In: Send + 'static> LinkTask<I, In> {
             records,
             blocked,
             abort,
+            writer_abort,
             reporter,
             alive,
+            pace,
         } = self;
-        rt.spawn(write_ws(
+        let writer = write_ws(
             sink,
             alive,
             records,
@@ -231,16 +251,24 @@ impl<I: Id, In: Send + 'static> LinkTask<I, In> {
             reporter.clone(),
             link,
             transport,
-        ));
+        );
+        rt.spawn(async move {
+            let _ = Abortable::new(writer, writer_abort).await;
+        });
         let mut r = reporter.clone();
-        let _ = Abortable::new(read_ws(stream, reporter, link, transport), abort).await;
+        let read = read_ws(rt, stream, reporter, link, transport, pace);
+        let _ = Abortable::new(read, abort).await;
         // Aborted (the engine closed the link) or ended: either way the engine hears of it
         // once; a Down for a link it already forgot is ignored.
         r.report(LinkEvent::Down(link)).await;
     }
 
     /// Connects a WebSocket to `request` and runs it; `Failed` if it cannot be opened.
-    pub async fn connect_ws<R: Runtime>(self, rt: R, request: tungstenite::handshake::client::Request) {
+    pub async fn connect_ws<R: Runtime>(
+        self,
+        rt: R,
+        request: tungstenite::handshake::client::Request,
+    ) {
         let mut reporter = self.reporter.clone();
         let link = self.link;
         match rt.ws_connect(request, crate::ws::ws_config()).await {
@@ -270,8 +298,10 @@ impl<I: Id, In: Send + 'static> LinkTask<I, In> {
             records,
             blocked,
             abort,
+            writer_abort,
             reporter,
             alive,
+            pace: _,
         } = self;
         let mut rep = reporter.clone();
         let (local_tx, mut local_rx) = mpsc::unbounded();
@@ -282,7 +312,8 @@ impl<I: Id, In: Send + 'static> LinkTask<I, In> {
             }
         });
         let run = async move {
-            let channel = match DirectChannel::start(rt.webrtc(), &config, offerer, local_tx).await {
+            let channel = match DirectChannel::start(rt.webrtc(), &config, offerer, local_tx).await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::debug!(?link, error = %e, "webrtc start failed");
@@ -297,7 +328,7 @@ impl<I: Id, In: Send + 'static> LinkTask<I, In> {
                     }
                 }
             });
-            rt.spawn(write_webrtc(
+            let writer = write_webrtc(
                 channel.clone(),
                 alive,
                 records,
@@ -305,7 +336,10 @@ impl<I: Id, In: Send + 'static> LinkTask<I, In> {
                 reporter.clone(),
                 link,
                 transport,
-            ));
+            );
+            rt.spawn(async move {
+                let _ = Abortable::new(writer, writer_abort).await;
+            });
             if let Err(e) = channel.opened().await {
                 tracing::debug!(?link, error = %e, "webrtc channel did not open");
                 channel.close().await;
@@ -326,13 +360,24 @@ impl<I: Id, In: Send + 'static> LinkTask<I, In> {
     }
 }
 
-async fn read_ws<I: Id, In>(
+async fn read_ws<R: Runtime, I: Id, In>(
+    rt: &R,
     mut stream: SplitStream<WsStream>,
     mut reporter: Reporter<I, In>,
     link: I,
     transport: Transport,
+    pace: Option<RateLimit>,
 ) {
-    while let Some(message) = stream.next().await {
+    let mut bucket = pace.map(|limit| TokenBucket::full(&limit, crate::now()));
+    loop {
+        if let (Some(limit), Some(bucket)) = (&pace, bucket.as_mut()) {
+            while let Some(wait) = bucket.wait(limit, crate::now()) {
+                rt.sleep(wait).await;
+            }
+        }
+        let Some(message) = stream.next().await else {
+            break;
+        };
         match message {
             Ok(Message::Binary(b)) => {
                 reporter.wire.received(transport, b.len());

@@ -14,10 +14,7 @@ use futures::{
 };
 use whispurr_core::{
     NodeId, NodeKey,
-    engine::{
-        BroadcastAuth, Engine, Event, Extension, ExtensionContext, PayloadKind,
-        PeerStatus,
-    },
+    engine::{BroadcastAuth, Engine, Event, Extension, ExtensionContext, PayloadKind, PeerStatus},
     wire::{MessageId, MessageType},
 };
 
@@ -27,7 +24,11 @@ use crate::{Error, NodeStats, Result};
 pub type NodeEngine = Engine<whispurr_core::crypto::Ring, rand::rngs::StdRng>;
 
 /// A command to the node's task: a closure over the engine with its reply inside.
-pub(crate) type Command = Box<dyn FnOnce(&mut crate::task::Ctx<'_>) + Send>;
+pub(crate) struct Command {
+    /// It sends a message: held back while the engine is congested.
+    pub send: bool,
+    pub run: Box<dyn FnOnce(&mut crate::task::Ctx<'_>) + Send>,
+}
 
 /// A handle on a running node. Cheap to clone; every clone talks to the same node. Dropping
 /// every handle does not stop the node: call [`shutdown`](Self::shutdown).
@@ -66,10 +67,30 @@ impl Node {
         &self,
         f: impl FnOnce(&mut crate::task::Ctx<'_>) -> O + Send + 'static,
     ) -> Result<O> {
+        self.command(false, f).await
+    }
+
+    /// [`call`](Self::call) for a message: it waits while the node's queues are congested,
+    /// so a burst is paced by the slowest path instead of shed.
+    async fn send<O: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut crate::task::Ctx<'_>) -> O + Send + 'static,
+    ) -> Result<O> {
+        self.command(true, f).await
+    }
+
+    async fn command<O: Send + 'static>(
+        &self,
+        send: bool,
+        f: impl FnOnce(&mut crate::task::Ctx<'_>) -> O + Send + 'static,
+    ) -> Result<O> {
         let (tx, rx) = oneshot::channel();
-        let command: Command = Box::new(move |ctx| {
-            let _ = tx.send(f(ctx));
-        });
+        let command = Command {
+            send,
+            run: Box::new(move |ctx| {
+                let _ = tx.send(f(ctx));
+            }),
+        };
         self.commands
             .clone()
             .send(command)
@@ -83,7 +104,7 @@ impl Node {
     /// [`Event::WhisperFailed`] follows with the returned id.
     pub async fn whisper(&self, to: NodeKey, payload: impl Into<Vec<u8>>) -> Result<MessageId> {
         let payload = payload.into();
-        self.call(move |c| c.engine.whisper(c.now, to, None, &payload))
+        self.send(move |c| c.engine.whisper(c.now, to, None, &payload))
             .await?
             .map_err(Error::from)
     }
@@ -91,7 +112,7 @@ impl Node {
     /// Broadcasts `payload` to every node, authenticated as configured (signed by default).
     pub async fn broadcast(&self, payload: impl Into<Vec<u8>>) -> Result<MessageId> {
         let payload = payload.into();
-        self.call(move |c| c.engine.broadcast(c.now, &payload))
+        self.send(move |c| c.engine.broadcast(c.now, &payload))
             .await?
             .map_err(Error::from)
     }
@@ -103,7 +124,7 @@ impl Node {
         auth: BroadcastAuth,
     ) -> Result<MessageId> {
         let payload = payload.into();
-        self.call(move |c| c.engine.broadcast_with(c.now, &payload, auth))
+        self.send(move |c| c.engine.broadcast_with(c.now, &payload, auth))
             .await?
             .map_err(Error::from)
     }
@@ -117,7 +138,7 @@ impl Node {
         payload: impl Into<Vec<u8>>,
     ) -> Result<MessageId> {
         let (intent, payload) = (intent.to_owned(), payload.into());
-        self.call(move |c| c.engine.resonate(c.now, &intent, strength, &payload))
+        self.send(move |c| c.engine.resonate(c.now, &intent, strength, &payload))
             .await?
             .map_err(Error::from)
     }
@@ -172,7 +193,7 @@ impl Node {
         payload: impl Into<Vec<u8>>,
     ) -> Result<MessageId> {
         let payload = payload.into();
-        self.call(move |c| c.engine.send_extension(c.now, kind, target, &payload))
+        self.send(move |c| c.engine.send_extension(c.now, kind, target, &payload))
             .await?
             .map_err(Error::from)
     }
@@ -202,6 +223,17 @@ impl Node {
     pub async fn shutdown(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.call(move |c| c.shutdown(tx)).await?;
+        let _ = rx.await;
+        Ok(())
+    }
+}
+
+impl Node {
+    /// Stops the node at once, as if its process died: no goodbyes, sockets dropped. Its peers
+    /// notice by the relay's report or by missed heartbeats. For tests and demos of failure.
+    pub async fn kill(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.call(move |c| c.kill(tx)).await?;
         let _ = rx.await;
         Ok(())
     }

@@ -344,8 +344,7 @@ impl<R: Runtime> RelayTask<R> {
             if sleep.as_ref().map(|(d, _)| Some(*d)) != Some(deadline) {
                 sleep = deadline.map(|d| {
                     let wait = d.saturating_duration_since(now());
-                    let s: Pin<Box<dyn Future<Output = ()> + Send>> =
-                        Box::pin(self.rt.sleep(wait));
+                    let s: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(self.rt.sleep(wait));
                     (d, s)
                 });
             }
@@ -484,7 +483,19 @@ impl<R: Runtime> RelayTask<R> {
             return;
         };
         *self.unregistered.entry(ip).or_insert(0) += 1;
-        let (handle, task) = new_link(client, Transport::Relay, self.reporter.clone(), None, token);
+        let (handle, mut task) =
+            new_link(client, Transport::Relay, self.reporter.clone(), None, token);
+        // Read each client no faster than the relay's rate limit lets its frames through: an
+        // honest burst is slowed by TCP backpressure instead of losing frames (a lost frame
+        // breaks the client's end-to-end sessions). The reader's bucket holds half the burst:
+        // the relay takes its tokens later than the reader does, and while its bucket is full
+        // that delay costs it refill; half a burst covers `burst / 2 / per_second` of delay
+        // (one second with the defaults).
+        let rate = self.relay.config().rate;
+        task.pace = Some(whispurr_core::relay::RateLimit {
+            per_second: rate.per_second,
+            burst: (rate.burst / 2).max(1),
+        });
         self.clients.insert(
             client,
             Client {
@@ -500,4 +511,3 @@ impl<R: Runtime> RelayTask<R> {
         });
     }
 }
-

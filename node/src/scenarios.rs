@@ -12,13 +12,14 @@ use std::{collections::BTreeSet, time::Duration};
 use futures::StreamExt;
 use whispurr_core::{
     NodeKey,
-    engine::{
-        BroadcastAuth, Event, Extension, ExtensionContext, ExtensionMessage, PathKind,
-    },
+    engine::{BroadcastAuth, Event, Extension, ExtensionContext, ExtensionMessage, PathKind},
     wire::MessageType,
 };
 
-use crate::{Events, Node, NodeBuilder, RelayBuilder, RelayServer, runtime::Runtime, task::with_deadline, webrtc::WebRtcConfig};
+use crate::{
+    Events, Node, NodeBuilder, RelayBuilder, RelayServer, runtime::Runtime, task::with_deadline,
+    webrtc::WebRtcConfig,
+};
 
 /// How long any one expected thing may take before a scenario fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -103,16 +104,22 @@ fn key(node: &Node) -> NodeKey {
 pub async fn meet<R: Runtime>(rt: &R, nodes: &mut [(Node, Events)]) {
     let keys: Vec<NodeKey> = nodes.iter().map(|(n, _)| key(n)).collect();
     for (i, (node, events)) in nodes.iter_mut().enumerate() {
-        let mut want: BTreeSet<NodeKey> = keys.iter().copied().filter(|k| *k != key(node)).collect();
+        let mut want: BTreeSet<NodeKey> =
+            keys.iter().copied().filter(|k| *k != key(node)).collect();
         // Peers that came up before we started listening count too.
         for p in node.peers().await.expect("node runs") {
             want.remove(p.id.key());
         }
         while !want.is_empty() {
-            let up = expect(rt, events, &format!("node {i} meeting its peers"), |e| match e {
-                Event::PeerUp { peer, .. } => Some(*peer.key()),
-                _ => None,
-            })
+            let up = expect(
+                rt,
+                events,
+                &format!("node {i} meeting its peers"),
+                |e| match e {
+                    Event::PeerUp { peer, .. } => Some(*peer.key()),
+                    _ => None,
+                },
+            )
             .await;
             want.remove(&up);
         }
@@ -134,7 +141,10 @@ pub async fn relay_and_three_nodes<R: Runtime>(rt: R) {
     };
 
     // Whisper a → b: delivered to b, acknowledged to a.
-    let id = a.whisper(key(b), b"psst".to_vec()).await.expect("whisper accepted");
+    let id = a
+        .whisper(key(b), b"psst".to_vec())
+        .await
+        .expect("whisper accepted");
     let got = expect(&rt, eb, "the whisper", |e| match e {
         Event::Whisper { from, payload, .. } => Some((*from, payload.clone())),
         _ => None,
@@ -147,17 +157,26 @@ pub async fn relay_and_three_nodes<R: Runtime>(rt: R) {
     .await;
 
     // Broadcasts from b, signed then anonymous: both reach a and c, with origin only when signed.
-    b.broadcast(b"signed hello".to_vec()).await.expect("broadcast");
+    b.broadcast(b"signed hello".to_vec())
+        .await
+        .expect("broadcast");
     b.broadcast_with(b"anonymous hello".to_vec(), BroadcastAuth::Anonymous)
         .await
         .expect("broadcast");
     for (name, events) in [("a", &mut *ea), ("c", &mut *ec)] {
         let mut seen = Vec::new();
         while seen.len() < 2 {
-            let got = expect(&rt, events, &format!("b's broadcasts at {name}"), |e| match e {
-                Event::Broadcast { origin, payload, .. } => Some((origin.map(|o| *o.key()), payload.clone())),
-                _ => None,
-            })
+            let got = expect(
+                &rt,
+                events,
+                &format!("b's broadcasts at {name}"),
+                |e| match e {
+                    Event::Broadcast {
+                        origin, payload, ..
+                    } => Some((origin.map(|o| *o.key()), payload.clone())),
+                    _ => None,
+                },
+            )
             .await;
             seen.push(got);
         }
@@ -186,7 +205,12 @@ pub async fn relay_and_three_nodes<R: Runtime>(rt: R) {
     .await;
     assert!(sent.is_some(), "a never found a node attuned to chess");
     let got = expect(&rt, ec, "the resonance", |e| match e {
-        Event::Resonance { intent, payload, strength, .. } => Some((intent.clone(), payload.clone(), *strength)),
+        Event::Resonance {
+            intent,
+            payload,
+            strength,
+            ..
+        } => Some((intent.clone(), payload.clone(), *strength)),
         _ => None,
     })
     .await;
@@ -195,9 +219,14 @@ pub async fn relay_and_three_nodes<R: Runtime>(rt: R) {
     assert!((got.2 - 0.8).abs() < 1e-6);
 
     // An extension message c → a.
-    c.send_extension(ECHO, Some(key(a)), b"ext".to_vec()).await.expect("extension sent");
+    c.send_extension(ECHO, Some(key(a)), b"ext".to_vec())
+        .await
+        .expect("extension sent");
     let got = expect(&rt, ea, "the extension message", |e| match e {
-        Event::Extension { extension: "echo", event } => event.downcast_ref::<(NodeKey, Vec<u8>)>().cloned(),
+        Event::Extension {
+            extension: "echo",
+            event,
+        } => event.downcast_ref::<(NodeKey, Vec<u8>)>().cloned(),
         _ => None,
     })
     .await;
@@ -215,6 +244,192 @@ pub async fn relay_and_three_nodes<R: Runtime>(rt: R) {
     let relay_stats = relay.stats().await.expect("relay stats");
     assert_eq!(relay_stats.relay.registered, 3);
 
+    for (n, _) in &nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+    relay.shutdown().await.expect("relay shutdown");
+}
+
+/// Relay + three nodes; one is killed (no goodbye): the other two see it go down, and still
+/// talk to each other.
+pub async fn killed_node_is_noticed<R: Runtime>(rt: R) {
+    let relay = relay(&rt).await;
+    let url = relay.url();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(node(&rt, &url, None).await);
+    }
+    meet(&rt, &mut nodes).await;
+    let dead = key(&nodes[2].0);
+    nodes[2].0.kill().await.expect("kill");
+    for (i, (_, events)) in nodes[..2].iter_mut().enumerate() {
+        expect(
+            &rt,
+            events,
+            &format!("node {i} noticing the dead node"),
+            |e| matches!(e, Event::PeerDown { peer, .. } if *peer == dead).then_some(()),
+        )
+        .await;
+    }
+    let [(a, _), (b, eb), ..] = &mut nodes[..] else {
+        unreachable!()
+    };
+    a.whisper(key(b), b"still here".to_vec())
+        .await
+        .expect("whisper");
+    expect(&rt, eb, "a whisper after the death", |e| {
+        matches!(e, Event::Whisper { payload, .. } if payload == b"still here").then_some(())
+    })
+    .await;
+    assert!(
+        nodes[2].0.stats().await.is_err(),
+        "a killed node answers nothing"
+    );
+    for (n, _) in &nodes[..2] {
+        n.shutdown().await.expect("shutdown");
+    }
+    relay.shutdown().await.expect("relay shutdown");
+}
+
+/// Two nodes on a relay that is stopped and started again on the same address and identity:
+/// both reconnect and whisper again.
+pub async fn relay_restart_reconnects<R: Runtime>(rt: R) {
+    let identity = whispurr_core::Identity::generate(&mut rand::rng(), crate::now());
+    let first = RelayBuilder::new(rt.clone())
+        .identity(identity.clone())
+        .start()
+        .await
+        .expect("relay starts");
+    let (addr, url) = (first.local_addr(), first.url());
+    let mut nodes = vec![node(&rt, &url, None).await, node(&rt, &url, None).await];
+    meet(&rt, &mut nodes).await;
+    first.shutdown().await.expect("relay shutdown");
+    for (i, (_, events)) in nodes.iter_mut().enumerate() {
+        expect(&rt, events, &format!("node {i} losing its relay"), |e| {
+            matches!(e, Event::RelayDown { .. }).then_some(())
+        })
+        .await;
+    }
+    let second = RelayBuilder::new(rt.clone())
+        .identity(identity)
+        .listen(addr)
+        .start()
+        .await
+        .expect("relay restarts on the same address");
+    for (i, (_, events)) in nodes.iter_mut().enumerate() {
+        expect(&rt, events, &format!("node {i} back on the relay"), |e| {
+            matches!(e, Event::RelayUp { .. }).then_some(())
+        })
+        .await;
+    }
+    let [(a, _), (b, eb)] = &mut nodes[..] else {
+        unreachable!()
+    };
+    let (a, b_key) = (a.clone(), key(b));
+    // The first whisper may find no route until the peers have met again: retry until one
+    // is accepted, then it must arrive.
+    let accepted = with_deadline(&rt, DEADLINE, async {
+        while a.whisper(b_key, b"again".to_vec()).await.is_err() {
+            rt.sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        accepted.is_some(),
+        "no route to b after the relay came back"
+    );
+    expect(&rt, eb, "a whisper after the restart", |e| {
+        matches!(e, Event::Whisper { payload, .. } if payload == b"again").then_some(())
+    })
+    .await;
+    for (n, _) in &nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+    second.shutdown().await.expect("relay shutdown");
+}
+
+/// Five nodes; each broadcasts `per_node` messages as fast as it can; every node must receive
+/// every other node's messages, each exactly once, or be told which were not sent.
+pub async fn broadcast_burst<R: Runtime>(rt: R, webrtc: Option<WebRtcConfig>, per_node: usize) {
+    let relay = relay(&rt).await;
+    let url = relay.url();
+    let mut nodes = Vec::new();
+    for _ in 0..5 {
+        nodes.push(node(&rt, &url, webrtc.clone()).await);
+    }
+    meet(&rt, &mut nodes).await;
+    // Every node's events are read at once, as an application would.
+    let want = per_node * 4;
+    let mut collectors = Vec::new();
+    for (i, (_, events)) in nodes.iter_mut().enumerate() {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let mut events = std::mem::replace(
+            events,
+            Events {
+                rx: futures::channel::mpsc::channel(1).1,
+            },
+        );
+        let rt2 = rt.clone();
+        rt.spawn(async move {
+            let mut got = BTreeSet::new();
+            let result = loop {
+                if got.len() == want {
+                    break Ok(events);
+                }
+                let next = with_deadline(&rt2, DEADLINE, events.next()).await;
+                match next {
+                    Some(Some(Event::Broadcast { payload, .. })) => {
+                        if !got.insert(payload) {
+                            break Err(format!("node {i} received a broadcast twice"));
+                        }
+                    }
+                    Some(Some(e @ Event::NotSent { .. })) => {
+                        break Err(format!("node {i} was told: {e:?}"));
+                    }
+                    Some(Some(_)) => {}
+                    Some(None) => break Err(format!("node {i}'s events ended")),
+                    None => {
+                        break Err(format!(
+                            "node {i} has {} of {want} broadcasts after waiting {DEADLINE:?}",
+                            got.len()
+                        ));
+                    }
+                }
+            };
+            let _ = tx.send(result);
+        });
+        collectors.push(rx);
+    }
+    let senders: Vec<Node> = nodes.iter().map(|(n, _)| n.clone()).collect();
+    let mut tasks = Vec::new();
+    for (i, n) in senders.into_iter().enumerate() {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        rt.spawn(async move {
+            for j in 0..per_node {
+                let payload = format!("{i}:{j}").into_bytes();
+                if let Err(e) = n.broadcast(payload).await {
+                    let _ = tx.send(Err(format!("node {i}, broadcast {j}: {e}")));
+                    return;
+                }
+            }
+            let _ = tx.send(Ok(()));
+        });
+        tasks.push(rx);
+    }
+    for t in tasks {
+        if let Err(e) = t.await.expect("sender finished") {
+            panic!("{e}; relay: {:#?}", relay.stats().await);
+        }
+    }
+    for c in collectors {
+        if let Err(e) = c.await.expect("collector finished") {
+            let mut report = String::new();
+            for (j, (n, _)) in nodes.iter().enumerate() {
+                report += &format!("node {j}: {:?}\n", n.stats().await);
+            }
+            panic!("{e}\n{report}relay: {:?}", relay.stats().await);
+        }
+    }
     for (n, _) in &nodes {
         n.shutdown().await.expect("shutdown");
     }

@@ -39,6 +39,9 @@ use crate::{
 pub(crate) const WS_HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 /// Accepted connections whose WebSocket handshake may run at once on a node's listener.
 const MAX_HANDSHAKES: usize = 64;
+/// Sends held back while the engine is congested; beyond them, commands wait in their channel
+/// (and the application's calls with them).
+const MAX_DEFERRED: usize = 256;
 /// How long shutdown waits for the goodbyes to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -53,6 +56,7 @@ pub(crate) struct Ctx<'a> {
     pub now: Timestamp,
     wire: &'a WireCounters,
     shutdown: &'a mut Option<oneshot::Sender<()>>,
+    killed: &'a mut bool,
 }
 
 impl Ctx<'_> {
@@ -69,6 +73,11 @@ impl Ctx<'_> {
         self.engine.shutdown(self.now);
         *self.shutdown = Some(done);
     }
+
+    pub(crate) fn kill(&mut self, done: oneshot::Sender<()>) {
+        *self.killed = true;
+        *self.shutdown = Some(done);
+    }
 }
 
 struct Task<R: Runtime> {
@@ -81,10 +90,14 @@ struct Task<R: Runtime> {
     events: mpsc::Sender<Event>,
     /// An event the application had no room for yet.
     held: Option<Event>,
+    /// Sends waiting for the engine's congestion to clear, in order.
+    deferred: std::collections::VecDeque<Command>,
     webrtc: Option<Arc<WebRtcConfig>>,
     headers: WsHeaders,
     wire: Arc<WireCounters>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// Stopped without goodbyes ([`Node::kill`]).
+    killed: bool,
     listener: Option<AbortHandle>,
     /// Every writer holds a clone; when all are gone, every socket is closed.
     writers: Option<mpsc::Sender<()>>,
@@ -167,10 +180,12 @@ pub(crate) async fn start<R: Runtime>(b: NodeBuilder<R>) -> Result<(Node, Events
         commands,
         events: events_tx,
         held: None,
+        deferred: Default::default(),
         webrtc: b.webrtc.map(Arc::new),
         headers: b.headers,
         wire,
         shutdown: None,
+        killed: false,
         listener,
         writers: Some(writers),
         writers_done,
@@ -241,6 +256,9 @@ impl<R: Runtime> Task<R> {
     async fn run(mut self) {
         let mut sleep: Option<(Timestamp, Pin<Box<dyn Future<Output = ()> + Send>>)> = None;
         loop {
+            if self.killed {
+                break;
+            }
             self.drive();
             if self.shutdown.is_some() {
                 break;
@@ -254,13 +272,14 @@ impl<R: Runtime> Task<R> {
                 });
             }
             let held = self.held.is_some();
+            let room = self.deferred.len() < MAX_DEFERRED;
             let wake = poll_fn(|cx| {
                 if let Poll::Ready(e) = self.link_events.poll_next_unpin(cx) {
                     if let Some(e) = e {
                         return Poll::Ready(Wake::Link(e));
                     }
                 }
-                if let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
+                if room && let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
                     return Poll::Ready(Wake::Command(c));
                 }
                 if held && self.events.poll_ready(cx).is_ready() {
@@ -277,13 +296,11 @@ impl<R: Runtime> Task<R> {
             let now = now();
             match wake {
                 Wake::Command(Some(command)) => {
-                    let mut ctx = Ctx {
-                        engine: &mut self.engine,
-                        now,
-                        wire: &self.wire,
-                        shutdown: &mut self.shutdown,
-                    };
-                    command(&mut ctx);
+                    if command.send && (!self.deferred.is_empty() || self.engine.is_congested()) {
+                        self.deferred.push_back(command);
+                    } else {
+                        self.run_command(now, command);
+                    }
                 }
                 Wake::Command(None) => {
                     // Every handle is gone: nobody can use the node any more.
@@ -306,17 +323,45 @@ impl<R: Runtime> Task<R> {
         self.finish().await;
     }
 
+    fn run_command(&mut self, now: Timestamp, command: Command) {
+        let mut ctx = Ctx {
+            engine: &mut self.engine,
+            now,
+            wire: &self.wire,
+            shutdown: &mut self.shutdown,
+            killed: &mut self.killed,
+        };
+        (command.run)(&mut ctx);
+    }
+
+    /// Runs the sends held back while the engine was congested, as long as it is not.
+    fn run_deferred(&mut self) -> bool {
+        let mut ran = false;
+        while !self.engine.is_congested() && self.shutdown.is_none() {
+            let Some(command) = self.deferred.pop_front() else {
+                break;
+            };
+            self.run_command(now(), command);
+            ran = true;
+        }
+        ran
+    }
+
     /// After shutdown: every socket closes once its writer has written what it holds.
     async fn finish(mut self) {
         if let Some(l) = self.listener.take() {
             l.abort();
         }
+        if self.killed {
+            // As if the process died: writers stop now, with whatever they held.
+            for (_, mut link) in self.links.drain() {
+                link.kill();
+            }
+        }
         self.links.clear();
         self.writers = None;
         let rt = self.rt.clone();
-        let wait = async {
-            while self.writers_done.next().await.is_some() {}
-        };
+        let wait = async { while self.writers_done.next().await.is_some() {} };
         if with_deadline(&rt, SHUTDOWN_GRACE, wait).await.is_none() {
             tracing::debug!("shutdown: some sockets did not drain in time");
         }
@@ -345,7 +390,7 @@ impl<R: Runtime> Task<R> {
                 moved = true;
                 self.deliver(e);
             }
-            if !moved {
+            if !moved && !self.run_deferred() {
                 break;
             }
         }
@@ -381,7 +426,9 @@ impl<R: Runtime> Task<R> {
     }
 
     fn writer_token(&self) -> mpsc::Sender<()> {
-        self.writers.clone().expect("links are opened before shutdown only")
+        self.writers
+            .clone()
+            .expect("links are opened before shutdown only")
     }
 
     fn act(&mut self, now: Timestamp, action: Action) {

@@ -24,12 +24,10 @@
 use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::{
-    self, handshake::client::Request, protocol::WebSocketConfig,
-};
+use tokio_tungstenite::tungstenite::{self, handshake::client::Request, protocol::WebSocketConfig};
 pub use whispurr_core as core;
-pub use whispurr_node::*;
 use whispurr_node::runtime::{HandshakeCheck, Runtime, WsStream};
+pub use whispurr_node::*;
 
 /// The tokio [`Runtime`]: tasks go to the ambient tokio runtime (call from inside one).
 #[derive(Clone, Copy, Debug, Default)]

@@ -8,3 +8,18 @@ use whispurr_tokio::Tokio;
 async fn relay_and_three_nodes() {
     scenarios::relay_and_three_nodes(Tokio).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_is_noticed() {
+    scenarios::killed_node_is_noticed(Tokio).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_restart_reconnects() {
+    scenarios::relay_restart_reconnects(Tokio).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_burst_over_the_relay() {
+    scenarios::broadcast_burst(Tokio, None, 2_000).await;
+}

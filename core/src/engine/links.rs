@@ -178,6 +178,18 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         (record <= max).then_some(record)
     }
 
+    /// Whether some link's queue holds more than half of `max_queue_bytes`: an own message
+    /// sent now might be refused on that path ([`Event::NotSent`](super::Event::NotSent)).
+    /// An adapter that can make the application wait (an async `send`) holds new messages
+    /// back while this is true, so a burst is paced by the slowest path instead of shed.
+    pub fn is_congested(&self) -> bool {
+        let half = self.config.max_queue_bytes / 2;
+        self.links
+            .values()
+            .filter_map(|l| l.conn.as_ref())
+            .any(|c| c.queued_bytes() > half)
+    }
+
     /// Queues a frame on a link, applying padding, jitter and the shedding class. A frame is
     /// queued only if its whole record fits under the class's share of `max_queue_bytes`, so a
     /// link's queue never holds more than `max_queue_bytes` (handshake messages aside). A

@@ -179,15 +179,12 @@ use core::ops::Bound;
 
 use rand_core::CryptoRng;
 
+use self::namespace::{JoinError, Namespaces};
 pub use self::{
     config::RelayConfig,
     event::{ClientId, CloseReason, RelayAction, RelayError, RelayEvent, Transmit},
-    rate::RateLimit,
+    rate::{RateLimit, TokenBucket},
     stats::RelayStats,
-};
-use self::{
-    namespace::{JoinError, Namespaces},
-    rate::TokenBucket,
 };
 use crate::{
     Identity, NodeId, NodeKey, Timestamp,

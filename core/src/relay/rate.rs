@@ -37,8 +37,14 @@ impl Default for RateLimit {
 }
 
 /// One client's bucket, plus the frames it has had refused since its bucket was last full.
+///
+/// The relay keeps one per client. A relay server may keep a second one per client in its
+/// reader, with the same [`RateLimit`], and read a client's next message only when
+/// [`wait`](Self::wait) says a token is there: the client is then slowed by TCP backpressure
+/// instead of having frames dropped (which breaks its end-to-end sessions). The reader's
+/// bucket is never fuller than the relay's, which takes its tokens later.
 #[derive(Clone, Debug)]
-pub(crate) struct TokenBucket {
+pub struct TokenBucket {
     milli: u64,
     last: Timestamp,
     strikes: u32,
@@ -46,7 +52,7 @@ pub(crate) struct TokenBucket {
 
 impl TokenBucket {
     /// A full bucket at `now`.
-    pub(crate) fn full(limit: &RateLimit, now: Timestamp) -> Self {
+    pub fn full(limit: &RateLimit, now: Timestamp) -> Self {
         TokenBucket {
             milli: limit.capacity(),
             last: now,
@@ -58,7 +64,7 @@ impl TokenBucket {
     ///
     /// A bucket found full again forgives earlier refusals: only a client that stays over the
     /// limit keeps accumulating [`strikes`](Self::strikes).
-    pub(crate) fn take(&mut self, limit: &RateLimit, now: Timestamp) -> bool {
+    pub fn take(&mut self, limit: &RateLimit, now: Timestamp) -> bool {
         let elapsed = duration_millis(now.saturating_duration_since(self.last));
         self.last = self.last.max(now);
         let cap = limit.capacity();
@@ -76,6 +82,27 @@ impl TokenBucket {
         }
     }
 
+    /// Takes a token at `now` if there is one (`None`); otherwise how long until there is,
+    /// without taking anything or counting a refusal.
+    pub fn wait(&mut self, limit: &RateLimit, now: Timestamp) -> Option<core::time::Duration> {
+        let elapsed = duration_millis(now.saturating_duration_since(self.last));
+        let have = self
+            .milli
+            .saturating_add(elapsed.saturating_mul(u64::from(limit.per_second)))
+            .min(limit.capacity());
+        if have >= COST {
+            let taken = self.take(limit, now);
+            debug_assert!(taken);
+            return None;
+        }
+        if limit.per_second == 0 {
+            return Some(core::time::Duration::from_secs(3600));
+        }
+        let missing = COST - have;
+        let ms = missing.div_ceil(u64::from(limit.per_second));
+        Some(core::time::Duration::from_millis(ms.max(1)))
+    }
+
     /// Frames refused since the bucket was last full.
     pub(super) fn strikes(&self) -> u32 {
         self.strikes
@@ -85,6 +112,32 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_says_how_long_until_a_token_and_takes_it_when_there() {
+        let limit = RateLimit {
+            per_second: 100,
+            burst: 2,
+        };
+        let t0 = Timestamp::from_secs(1_000);
+        let mut b = TokenBucket::full(&limit, t0);
+        assert_eq!(b.wait(&limit, t0), None);
+        assert_eq!(b.wait(&limit, t0), None);
+        // Empty: one token per 10 ms; nothing is taken or counted while waiting.
+        assert_eq!(
+            b.wait(&limit, t0),
+            Some(core::time::Duration::from_millis(10))
+        );
+        assert_eq!(b.strikes(), 0);
+        let t1 = t0.saturating_add(core::time::Duration::from_millis(4));
+        assert_eq!(
+            b.wait(&limit, t1),
+            Some(core::time::Duration::from_millis(6))
+        );
+        let t2 = t0.saturating_add(core::time::Duration::from_millis(10));
+        assert_eq!(b.wait(&limit, t2), None);
+        assert!(b.wait(&limit, t2).is_some());
+    }
 
     const T0: Timestamp = Timestamp::from_millis(1_000_000);
 
