@@ -6,4 +6,5 @@
 #[path = "../../core/tests/common/samples.rs"]
 pub mod samples;
 
+pub mod demo;
 pub mod extensions;

@@ -42,5 +42,5 @@ pub use error::{Error, Result};
 pub use node::{Events, Node, NodeEngine};
 pub use relay::{RelayBuilder, RelayServer, RelayServerStats, SourceLimits};
 pub use stats::{NodeStats, Transport, WireCount};
-pub use task::now;
+pub use task::{now, with_deadline};
 pub use whispurr_core;

@@ -230,8 +230,8 @@ async fn accept_loop<R: Runtime>(
     }
 }
 
-/// `future`'s output, or `None` if `deadline` passes first.
-pub(crate) async fn with_deadline<R: Runtime, F: Future>(
+/// `future`'s output, or `None` if `deadline` passes first, on runtime `rt`.
+pub async fn with_deadline<R: Runtime, F: Future>(
     rt: &R,
     deadline: Duration,
     future: F,
