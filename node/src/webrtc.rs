@@ -389,10 +389,12 @@ impl DirectChannel {
             open_timeout: config.open_timeout,
             setup_wake_interval: config.setup_wake_interval,
         };
-        drop(runtime.spawn(Box::pin(async move {
-            pump.run().await;
-            let _ = finished_tx.send(());
-        })));
+        runtime
+            .spawn(Box::pin(async move {
+                pump.run().await;
+                let _ = finished_tx.send(());
+            }))
+            .detach();
 
         let channel = DirectChannel {
             inner: Arc::new(Inner {
@@ -631,7 +633,7 @@ impl Pump {
                         Some(Control::Close) | None => End::Closed,
                     };
                 }
-                () = deadline => {
+                () = &mut deadline => {
                     if self.opened.is_some() {
                         return End::Error(WebRtcError::OpenTimeout);
                     }
@@ -688,13 +690,13 @@ impl Pump {
             let grace = self.runtime.sleep(CLOSE_GRACE).fuse();
             futures::pin_mut!(grace);
             loop {
-                let wake = self.runtime.sleep(Duration::from_millis(10)).fuse();
+                let mut wake = self.runtime.sleep(Duration::from_millis(10)).fuse();
                 futures::select! {
                     event = self.dc.poll().fuse() => match event {
                         Some(DataChannelEvent::OnClose) | None => break,
                         Some(_) => {}
                     },
-                    () = grace => break,
+                    () = &mut grace => break,
                     () = wake => {
                         let _ = self.dc.set_buffered_amount_low_threshold(0).await;
                     }
