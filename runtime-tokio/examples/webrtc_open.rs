@@ -32,8 +32,14 @@ fn forward(mut signals: mpsc::UnboundedReceiver<WebRtcSignal>, to: DirectChannel
 
 fn arg(args: &[String], name: &str) -> Option<u64> {
     let at = args.iter().position(|a| a == name)?;
-    let value = args.get(at + 1).unwrap_or_else(|| panic!("{name} needs a value"));
-    Some(value.parse().unwrap_or_else(|_| panic!("{name}: not a number")))
+    let value = args
+        .get(at + 1)
+        .unwrap_or_else(|| panic!("{name} needs a value"));
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: not a number")),
+    )
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -35,7 +35,10 @@ fn forward(mut signals: mpsc::UnboundedReceiver<WebRtcSignal>, to: DirectChannel
 }
 
 /// An offerer and an answerer, wired to each other, both open.
-async fn open_pair(offerer: &WebRtcConfig, answerer: &WebRtcConfig) -> (DirectChannel, DirectChannel) {
+async fn open_pair(
+    offerer: &WebRtcConfig,
+    answerer: &WebRtcConfig,
+) -> (DirectChannel, DirectChannel) {
     let (a_tx, a_rx) = mpsc::unbounded();
     let (b_tx, b_rx) = mpsc::unbounded();
     let a = DirectChannel::start(runtime(), offerer, true, a_tx)
@@ -46,8 +49,12 @@ async fn open_pair(offerer: &WebRtcConfig, answerer: &WebRtcConfig) -> (DirectCh
         .expect("answerer starts");
     forward(a_rx, b.clone());
     forward(b_rx, a.clone());
-    within("offerer open", a.opened()).await.expect("offerer opens");
-    within("answerer open", b.opened()).await.expect("answerer opens");
+    within("offerer open", a.opened())
+        .await
+        .expect("offerer opens");
+    within("answerer open", b.opened())
+        .await
+        .expect("answerer opens");
     (a, b)
 }
 
@@ -66,7 +73,9 @@ async fn send_burst(from: DirectChannel, count: u32) {
 
 async fn receive_burst(to: DirectChannel, count: u32) {
     for i in 0..count {
-        let got = within("burst record", to.recv()).await.expect("link still open");
+        let got = within("burst record", to.recv())
+            .await
+            .expect("link still open");
         assert_eq!(got, record(i), "record {i} out of order or corrupted");
     }
 }
@@ -78,8 +87,14 @@ async fn records_flow_both_ways_in_order() {
 
     a.send(b"hello from the offerer").await.unwrap();
     b.send(b"hello from the answerer").await.unwrap();
-    assert_eq!(within("a->b", b.recv()).await.unwrap(), b"hello from the offerer");
-    assert_eq!(within("b->a", a.recv()).await.unwrap(), b"hello from the answerer");
+    assert_eq!(
+        within("a->b", b.recv()).await.unwrap(),
+        b"hello from the offerer"
+    );
+    assert_eq!(
+        within("b->a", a.recv()).await.unwrap(),
+        b"hello from the answerer"
+    );
 
     // A 60 KiB record, each way.
     let big: Vec<u8> = (0..60 * 1024).map(|i| (i % 253) as u8).collect();
@@ -114,7 +129,10 @@ async fn oversize_message_closes_the_link() {
     let (a, b) = open_pair(&sender, &receiver).await;
 
     a.send(&[7; 1024]).await.unwrap();
-    assert_eq!(within("at the limit", b.recv()).await.unwrap(), vec![7; 1024]);
+    assert_eq!(
+        within("at the limit", b.recv()).await.unwrap(),
+        vec![7; 1024]
+    );
 
     a.send(&[8; 1025]).await.unwrap();
     assert_eq!(within("above the limit", b.recv()).await, None);
@@ -150,7 +168,10 @@ async fn close_on_one_side_ends_the_other_sides_recv() {
     let (a, b) = open_pair(&config, &config).await;
 
     a.send(b"before the close").await.unwrap();
-    assert_eq!(within("before close", b.recv()).await.unwrap(), b"before the close");
+    assert_eq!(
+        within("before close", b.recv()).await.unwrap(),
+        b"before the close"
+    );
 
     within("close", a.close()).await;
     assert_eq!(within("peer sees the close", b.recv()).await, None);
@@ -168,6 +189,9 @@ async fn misplaced_signals_are_rejected() {
     let result = a
         .handle_signal(WebRtcSignal::Offer { sdp: "v=0".into() })
         .await;
-    assert!(matches!(result, Err(WebRtcError::UnexpectedSignal("offer"))));
+    assert!(matches!(
+        result,
+        Err(WebRtcError::UnexpectedSignal("offer"))
+    ));
     a.close().await;
 }
