@@ -258,6 +258,7 @@ pub struct DirectChannel {
 }
 
 struct Inner {
+    runtime: Arc<dyn webrtc::runtime::Runtime>,
     pc: Arc<dyn PeerConnection>,
     dc: Arc<dyn DataChannel>,
     offerer: bool,
@@ -423,6 +424,7 @@ impl DirectChannel {
 
         let channel = DirectChannel {
             inner: Arc::new(Inner {
+                runtime,
                 pc,
                 dc,
                 offerer,
@@ -587,10 +589,9 @@ impl DirectChannel {
     /// pairs: connectivity checks while connecting, consent checks and their answers after.
     /// For measuring what a configuration costs an idle link.
     pub async fn stun_packets_sent(&self) -> u64 {
-        let now = std::time::Instant::now();
         self.inner
             .pc
-            .get_stats(now, StatsSelector::None)
+            .get_stats(self.inner.runtime.now(), StatsSelector::None)
             .await
             .candidate_pairs()
             .map(|pair| pair.requests_sent + pair.responses_sent)

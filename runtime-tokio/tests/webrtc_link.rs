@@ -195,3 +195,57 @@ async fn misplaced_signals_are_rejected() {
     ));
     a.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_before_the_offer_are_queued() {
+    let config = WebRtcConfig::loopback();
+    let (a_tx, mut a_rx) = mpsc::unbounded();
+    let (b_tx, b_rx) = mpsc::unbounded();
+    let a = DirectChannel::start(runtime(), &config, true, a_tx)
+        .await
+        .expect("offerer starts");
+    let b = DirectChannel::start(runtime(), &config, false, b_tx)
+        .await
+        .expect("answerer starts");
+    forward(b_rx, a.clone());
+
+    // Hold the offerer's signals until it has gathered everything, then deliver them with the
+    // offer last, as a reordering signalling path might.
+    let mut held = Vec::new();
+    loop {
+        let signal = within("offerer signal", a_rx.next())
+            .await
+            .expect("offerer still signalling");
+        let done = signal == WebRtcSignal::EndOfCandidates;
+        held.push(signal);
+        if done {
+            break;
+        }
+    }
+    let (offers, candidates): (Vec<_>, Vec<_>) = held
+        .into_iter()
+        .partition(|signal| matches!(signal, WebRtcSignal::Offer { .. }));
+    assert_eq!(offers.len(), 1, "one offer");
+    assert!(
+        candidates.len() > 1,
+        "at least one candidate before the end"
+    );
+    for signal in candidates.into_iter().chain(offers) {
+        b.handle_signal(signal).await.expect("signal accepted");
+    }
+    forward(a_rx, b.clone());
+
+    within("offerer open", a.opened())
+        .await
+        .expect("offerer opens");
+    within("answerer open", b.opened())
+        .await
+        .expect("answerer opens");
+    a.send(b"queued candidates worked").await.unwrap();
+    assert_eq!(
+        within("a->b", b.recv()).await.unwrap(),
+        b"queued candidates worked"
+    );
+    a.close().await;
+    b.close().await;
+}
