@@ -668,7 +668,9 @@ impl Pump {
                 () = wake.fuse() => {
                     // Any command that posts to the driver makes it run its loop once more,
                     // flushing the handshake packets it queued while handling its own events;
-                    // this one changes nothing (the threshold is already 0).
+                    // this one changes nothing (the threshold is already 0). A call that only
+                    // locks the connection's state, such as `get_stats`, posts nothing and does
+                    // not help: measured, it opens in 254 ms, as with no wake at all.
                     let _ = self.dc.set_buffered_amount_low_threshold(0).await;
                     continue;
                 }
