@@ -147,12 +147,7 @@ impl Hub {
 
 /// WebRTC for the demo: UDP on 127.0.0.1 with loopback candidates, no mDNS.
 fn loopback_webrtc() -> WebRtcConfig {
-    WebRtcConfig {
-        bind: [127, 0, 0, 1].into(),
-        loopback_candidates: true,
-        mdns: false,
-        ..WebRtcConfig::default()
-    }
+    WebRtcConfig::loopback()
 }
 
 async fn start_node<R: Runtime>(rt: &R, relay: &RelayServer) -> whispurr_node::Result<(Node, Events)> {
@@ -209,7 +204,8 @@ pub async fn run<R: Runtime>(rt: R) -> Result<Outcome, String> {
         rx,
         keys: nodes.iter().map(|n| *n.id().key()).collect(),
     };
-    let key = |i: usize| hub.keys[i];
+    let keys = hub.keys.clone();
+    let key = |i: usize| keys[i];
 
     step(2, "they meet through the relay, then upgrade to WebRTC in the background");
     let mut relayed = BTreeSet::new();

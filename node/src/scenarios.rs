@@ -47,12 +47,7 @@ impl Extension for Echo {
 
 /// WebRTC settings for loopback tests: UDP on 127.0.0.1, loopback candidates, no mDNS.
 pub fn loopback_webrtc() -> WebRtcConfig {
-    WebRtcConfig {
-        bind: [127, 0, 0, 1].into(),
-        loopback_candidates: true,
-        mdns: false,
-        ..WebRtcConfig::default()
-    }
+    WebRtcConfig::loopback()
 }
 
 /// A relay on a free loopback port.
