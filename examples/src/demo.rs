@@ -101,8 +101,11 @@ impl Hub {
             ),
             Event::WhisperDelivered { .. } => println!("  {me:>5} whisper acknowledged"),
             Event::Broadcast {
-                origin, payload, ..
-            } => println!(
+                origin,
+                payload,
+                hops,
+                ..
+            } if *hops > 0 => println!(
                 "  {me:>5} ← broadcast from {}: {:?}",
                 origin.map_or("(anonymous)", |o| self.name(o.key())),
                 String::from_utf8_lossy(payload)
@@ -150,7 +153,10 @@ fn loopback_webrtc() -> WebRtcConfig {
     WebRtcConfig::loopback()
 }
 
-async fn start_node<R: Runtime>(rt: &R, relay: &RelayServer) -> whispurr_node::Result<(Node, Events)> {
+async fn start_node<R: Runtime>(
+    rt: &R,
+    relay: &RelayServer,
+) -> whispurr_node::Result<(Node, Events)> {
     NodeBuilder::new(rt.clone())
         .relay(relay.url())
         .webrtc(Some(loopback_webrtc()))
@@ -207,7 +213,10 @@ pub async fn run<R: Runtime>(rt: R) -> Result<Outcome, String> {
     let keys = hub.keys.clone();
     let key = |i: usize| keys[i];
 
-    step(2, "they meet through the relay, then upgrade to WebRTC in the background");
+    step(
+        2,
+        "they meet through the relay, then upgrade to WebRTC in the background",
+    );
     let mut relayed = BTreeSet::new();
     let mut direct = BTreeSet::new();
     let pairs = NAMES.len() * (NAMES.len() - 1);
@@ -232,11 +241,18 @@ pub async fn run<R: Runtime>(rt: R) -> Result<Outcome, String> {
         "  {} pairs met, {} on WebRTC{}",
         outcome.met,
         outcome.direct,
-        if upgraded { "" } else { " (the rest stay on the relay)" }
+        if upgraded {
+            ""
+        } else {
+            " (the rest stay on the relay)"
+        }
     );
     outcome.steps.push("meet");
 
-    step(3, "alice whispers to bob (end-to-end encrypted, acknowledged)");
+    step(
+        3,
+        "alice whispers to bob (end-to-end encrypted, acknowledged)",
+    );
     let id = nodes[0]
         .whisper(key(1), b"meet me at the usual place".to_vec())
         .await
@@ -266,7 +282,9 @@ pub async fn run<R: Runtime>(rt: R) -> Result<Outcome, String> {
     let mut heard: BTreeSet<(usize, bool)> = BTreeSet::new();
     let ok = hub
         .until(&rt, |_, i, e| {
-            if let Event::Broadcast { origin, .. } = e {
+            if let Event::Broadcast { origin, hops, .. } = e
+                && *hops > 0
+            {
                 heard.insert((i, origin.is_some()));
             }
             // Every node but the sender hears each.
@@ -278,7 +296,10 @@ pub async fn run<R: Runtime>(rt: R) -> Result<Outcome, String> {
     }
     outcome.steps.push("broadcast");
 
-    step(5, "alice and carol attune to \"chess\", bob and erin to \"jazz\"");
+    step(
+        5,
+        "alice and carol attune to \"chess\", bob and erin to \"jazz\"",
+    );
     for (i, intent) in [(0, "chess"), (2, "chess"), (1, "jazz"), (4, "jazz")] {
         nodes[i]
             .attune(intent)

@@ -345,6 +345,7 @@ impl<I: Id, In: Send + 'static> LinkTask<I, In> {
                 channel.close().await;
                 return false;
             }
+            tracing::debug!(?link, "webrtc channel open");
             let mut r = reporter.clone();
             r.report(LinkEvent::Opened(link)).await;
             while let Some(record) = channel.recv().await {
@@ -434,9 +435,11 @@ async fn write_webrtc<I: Id, In>(
     transport: Transport,
 ) {
     while let Some(record) = records.next().await {
-        if channel.send(&record).await.is_err() {
+        if let Err(e) = channel.send(&record).await {
+            tracing::debug!(?link, error = %e, "webrtc send failed");
             break;
         }
+        tracing::trace!(?link, len = record.len(), "webrtc sent");
         reporter.wire.sent(transport, record.len());
         if blocked.swap(false, Ordering::AcqRel) {
             reporter.report(LinkEvent::Writable(link)).await;

@@ -430,3 +430,55 @@ pub async fn broadcast_burst<R: Runtime>(rt: R, webrtc: Option<WebRtcConfig>, pe
     }
     relay.shutdown().await.expect("relay shutdown");
 }
+
+/// Two nodes on a relay with WebRTC on: they meet through the relay, then their traffic moves
+/// to a real WebRTC data channel (the path is direct, records cross the data channel).
+pub async fn webrtc_upgrade<R: Runtime>(rt: R) {
+    let relay = relay(&rt).await;
+    let url = relay.url();
+    let mut nodes = vec![
+        node(&rt, &url, Some(loopback_webrtc())).await,
+        node(&rt, &url, Some(loopback_webrtc())).await,
+    ];
+    for i in 0..2 {
+        let other = key(&nodes[1 - i].0);
+        expect(
+            &rt,
+            &mut nodes[i].1,
+            &format!("node {i}'s direct path"),
+            |e| {
+                matches!(e, Event::PeerUp { peer, path: PathKind::Direct } if *peer.key() == other)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    let [(a, ea), (b, eb)] = &mut nodes[..] else {
+        unreachable!()
+    };
+    let before = a.stats().await.expect("stats").webrtc.records_sent;
+    a.whisper(key(b), b"over webrtc".to_vec())
+        .await
+        .expect("whisper");
+    expect(&rt, eb, "the whisper over WebRTC", |e| {
+        matches!(e, Event::Whisper { payload, .. } if payload == b"over webrtc").then_some(())
+    })
+    .await;
+    expect(&rt, ea, "its acknowledgement", |e| {
+        matches!(e, Event::WhisperDelivered { .. }).then_some(())
+    })
+    .await;
+    let stats = a.stats().await.expect("stats");
+    assert!(
+        stats.webrtc.records_sent > before,
+        "the whisper did not cross the data channel"
+    );
+    assert!(stats.webrtc.records_received > 0);
+    let peers = a.peers().await.expect("peers");
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].path, PathKind::Direct);
+    for (n, _) in &nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+    relay.shutdown().await.expect("relay shutdown");
+}

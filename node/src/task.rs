@@ -432,6 +432,7 @@ impl<R: Runtime> Task<R> {
     }
 
     fn act(&mut self, now: Timestamp, action: Action) {
+        tracing::trace!(?action, "action");
         match action {
             Action::Connect { link, addr } => {
                 let (url, transport) = match addr {
@@ -484,6 +485,13 @@ impl<R: Runtime> Task<R> {
     }
 
     fn on_link_event(&mut self, now: Timestamp, event: LinkEvent<LinkId, NodeIncoming>) {
+        match &event {
+            LinkEvent::Data(l, d) => tracing::trace!(link = ?l, len = d.len(), "data"),
+            LinkEvent::Opened(l) => tracing::trace!(link = ?l, "opened"),
+            LinkEvent::Failed(l) => tracing::trace!(link = ?l, "failed"),
+            LinkEvent::Down(l) => tracing::trace!(link = ?l, "down"),
+            _ => {}
+        }
         match event {
             LinkEvent::Opened(link) => {
                 let _ = self.engine.handle_link_up(now, link);

@@ -4,6 +4,14 @@
 use whispurr_node::scenarios;
 use whispurr_tokio::Tokio;
 
+/// Logs to the test's output, filtered by RUST_LOG (e.g. `RUST_LOG=whispurr_node=debug`).
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_and_three_nodes() {
     scenarios::relay_and_three_nodes(Tokio).await;
@@ -22,4 +30,10 @@ async fn relay_restart_reconnects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_burst_over_the_relay() {
     scenarios::broadcast_burst(Tokio, None, 2_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_upgrade() {
+    logs();
+    scenarios::webrtc_upgrade(Tokio).await;
 }

@@ -17,7 +17,11 @@ use whispurr_core::{
 use whispurr_node::{Node, NodeBuilder, RelayBuilder, runtime::Runtime, webrtc::WebRtcConfig};
 
 #[derive(Parser)]
-#[command(name = "whispurr", version, about = "Private peer-to-peer messaging over WebSocket and WebRTC")]
+#[command(
+    name = "whispurr",
+    version,
+    about = "Private peer-to-peer messaging over WebSocket and WebRTC"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,6 +60,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to stderr, filtered by RUST_LOG (e.g. RUST_LOG=whispurr_node=debug).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -241,7 +250,10 @@ fn print_event(e: &Event) {
         }
         Event::WhisperFailed { reason, .. } => println!("! whisper failed: {reason:?}"),
         Event::Broadcast {
-            origin, payload, hops, ..
+            origin,
+            payload,
+            hops,
+            ..
         } if *hops > 0 => match origin {
             Some(o) => println!("<{}> {}", o.key(), String::from_utf8_lossy(payload)),
             None => println!("<anonymous> {}", String::from_utf8_lossy(payload)),
