@@ -235,7 +235,16 @@ pub async fn run<R: Runtime>(rt: R) -> Result<Outcome, String> {
     outcome.met = relayed.len() / 2;
     outcome.direct = direct.len() / 2;
     if relayed.len() < pairs {
-        return Err(format!("only {} of {pairs} meetings", relayed.len()));
+        let missing: Vec<String> = (0..NAMES.len())
+            .flat_map(|i| (0..NAMES.len()).map(move |j| (i, j)))
+            .filter(|&(i, j)| i != j && !relayed.contains(&(i, j)))
+            .map(|(i, j)| format!("{} never saw {}", NAMES[i], NAMES[j]))
+            .collect();
+        return Err(format!(
+            "only {} of {pairs} meetings: {}",
+            relayed.len(),
+            missing.join(", ")
+        ));
     }
     println!(
         "  {} pairs met, {} on WebRTC{}",

@@ -41,6 +41,11 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         {
             return;
         }
+        if self.pending_tunnel_for(key).is_some() {
+            // The peer's handshake is under way (we answer it): a tunnel of ours would restart
+            // the peer's side, which then restarts ours, and the two never meet.
+            return;
+        }
         let conn = self.new_initiator(now, Some(key));
         let kind = LinkKind::Tunnel {
             relay,
