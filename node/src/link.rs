@@ -61,6 +61,7 @@ impl<T: Copy + Send + Sync + std::fmt::Debug + 'static> Id for T {}
 
 /// The engine task's handle on one link.
 pub(crate) struct LinkHandle {
+    pub transport: Transport,
     writer: mpsc::Sender<Vec<u8>>,
     /// A record the writer had no room for (at most one: the link is then blocked).
     stalled: Option<Vec<u8>>,
@@ -205,6 +206,7 @@ pub(crate) fn new_link<I: Id, In: Send + 'static>(
     let (reader, abort) = AbortHandle::new_pair();
     let (writer_abort, writer_reg) = AbortHandle::new_pair();
     let handle = LinkHandle {
+        transport,
         writer,
         stalled: None,
         held: Default::default(),
@@ -355,7 +357,10 @@ impl<I: Id, In: Send + 'static> LinkTask<I, In> {
             true
         };
         match Abortable::new(run, abort).await {
-            Ok(false) => rep.report(LinkEvent::Failed(link)).await,
+            Ok(false) => {
+                rep.wire.webrtc_failed();
+                rep.report(LinkEvent::Failed(link)).await;
+            }
             _ => rep.report(LinkEvent::Down(link)).await,
         }
     }

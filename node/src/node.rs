@@ -229,6 +229,13 @@ impl Node {
 }
 
 impl Node {
+    /// Fault injection: drops every link on `transport` at once, as a network failure would
+    /// (no goodbye; the engine hears the links went down). Returns how many. For tests and
+    /// demos of path fallback.
+    pub async fn break_transport(&self, transport: crate::Transport) -> Result<usize> {
+        self.call(move |c| c.break_transport(transport)).await
+    }
+
     /// Stops the node at once, as if its process died: no goodbyes, sockets dropped. Its peers
     /// notice by the relay's report or by missed heartbeats. For tests and demos of failure.
     pub async fn kill(&self) -> Result<()> {

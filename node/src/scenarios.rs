@@ -482,3 +482,159 @@ pub async fn webrtc_upgrade<R: Runtime>(rt: R) {
     }
     relay.shutdown().await.expect("relay shutdown");
 }
+
+/// Whispers `text` from `a` to `b` and waits for it at `b` and for the acknowledgement at `a`;
+/// the whisper must arrive exactly once.
+async fn whisper_once<R: Runtime>(
+    rt: &R,
+    (a, ea): (&Node, &mut Events),
+    (b, eb): (&Node, &mut Events),
+    text: &[u8],
+) {
+    let id = a
+        .whisper(key(b), text.to_vec())
+        .await
+        .expect("whisper accepted");
+    expect(rt, eb, "the whisper", |e| {
+        matches!(e, Event::Whisper { payload, .. } if payload == text).then_some(())
+    })
+    .await;
+    expect(rt, ea, "the whisper's acknowledgement", |e| {
+        matches!(e, Event::WhisperDelivered { id: d } if *d == id).then_some(())
+    })
+    .await;
+}
+
+/// One node without WebRTC: its peer never tries a direct path to it, and traffic runs on the
+/// relay.
+pub async fn webrtc_off_stays_on_the_relay<R: Runtime>(rt: R) {
+    let relay = relay(&rt).await;
+    let url = relay.url();
+    let mut nodes = vec![
+        node(&rt, &url, Some(loopback_webrtc())).await,
+        node(&rt, &url, None).await,
+    ];
+    meet(&rt, &mut nodes).await;
+    let [(a, ea), (b, eb)] = &mut nodes[..] else {
+        unreachable!()
+    };
+    whisper_once(&rt, (a, ea), (b, eb), b"via the relay").await;
+    whisper_once(&rt, (b, eb), (a, ea), b"and back").await;
+    for n in [&*a, &*b] {
+        let stats = n.stats().await.expect("stats");
+        assert_eq!(stats.webrtc.records_sent + stats.webrtc.records_received, 0);
+        assert_eq!(stats.webrtc_failed, 0, "no attempt should have been made");
+        let peers = n.peers().await.expect("peers");
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].path, PathKind::Relayed);
+    }
+    for (n, _) in &nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+    relay.shutdown().await.expect("relay shutdown");
+}
+
+/// WebRTC on at both ends but every attempt failing (timing out): the attempt fails and the
+/// pair keeps talking through the relay.
+pub async fn webrtc_failing_stays_on_the_relay<R: Runtime>(rt: R) {
+    let relay = relay(&rt).await;
+    let url = relay.url();
+    let broken = WebRtcConfig {
+        // Every attempt gives up long before a channel could open (it takes tens of ms).
+        open_timeout: Duration::from_millis(1),
+        ..loopback_webrtc()
+    };
+    let mut nodes = vec![
+        node(&rt, &url, Some(broken.clone())).await,
+        node(&rt, &url, Some(broken)).await,
+    ];
+    meet(&rt, &mut nodes).await;
+    // Wait until the offerer's attempt has failed.
+    let failed = with_deadline(&rt, DEADLINE, async {
+        loop {
+            let mut total = 0;
+            for (n, _) in &nodes {
+                total += n.stats().await.expect("stats").webrtc_failed;
+            }
+            if total > 0 {
+                return;
+            }
+            rt.sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(failed.is_some(), "no WebRTC attempt failed");
+    let [(a, ea), (b, eb)] = &mut nodes[..] else {
+        unreachable!()
+    };
+    whisper_once(&rt, (a, ea), (b, eb), b"still through the relay").await;
+    let peers = a.peers().await.expect("peers");
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].path, PathKind::Relayed);
+    for (n, _) in &nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+    relay.shutdown().await.expect("relay shutdown");
+}
+
+/// A pair on WebRTC loses its data channel (as in a network failure): traffic falls back to
+/// the relay at once, and a whisper sent right after arrives exactly once.
+pub async fn direct_path_failure_falls_back_to_the_relay<R: Runtime>(rt: R) {
+    let relay = relay(&rt).await;
+    let url = relay.url();
+    let mut nodes = vec![
+        node(&rt, &url, Some(loopback_webrtc())).await,
+        node(&rt, &url, Some(loopback_webrtc())).await,
+    ];
+    for i in 0..2 {
+        let other = key(&nodes[1 - i].0);
+        expect(
+            &rt,
+            &mut nodes[i].1,
+            &format!("node {i}'s direct path"),
+            |e| {
+                matches!(e, Event::PeerUp { peer, path: PathKind::Direct } if *peer.key() == other)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    let [(a, ea), (b, eb)] = &mut nodes[..] else {
+        unreachable!()
+    };
+    whisper_once(&rt, (a, ea), (b, eb), b"direct").await;
+    let broken = a
+        .break_transport(crate::Transport::WebRtc)
+        .await
+        .expect("break");
+    assert_eq!(broken, 1);
+    // Sent at once, while the engine learns the direct path is gone.
+    whisper_once(&rt, (a, ea), (b, eb), b"after the break").await;
+    let peers = a.peers().await.expect("peers");
+    assert_eq!(peers.len(), 1);
+    assert_eq!(
+        peers[0].path,
+        PathKind::Relayed,
+        "the relay did not take over"
+    );
+    let relayed_before = a.stats().await.expect("stats").relay.records_sent;
+    whisper_once(&rt, (a, ea), (b, eb), b"on the relay").await;
+    assert!(a.stats().await.expect("stats").relay.records_sent > relayed_before);
+    // Nothing arrived twice: no second copy of any whisper is waiting.
+    b.broadcast(b"marker".to_vec()).await.expect("broadcast");
+    let mut seen = Vec::new();
+    expect(&rt, ea, "the marker", |e| match e {
+        Event::Whisper { payload, .. } => {
+            seen.push(payload.clone());
+            None
+        }
+        Event::Broadcast { payload, .. } if payload == b"marker" => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(seen.is_empty(), "a whisper arrived twice: {seen:?}");
+    for (n, _) in &nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+    relay.shutdown().await.expect("relay shutdown");
+}

@@ -39,9 +39,17 @@ pub struct WireCount {
 
 /// Counters shared by a node's link tasks.
 #[derive(Debug, Default)]
-pub(crate) struct WireCounters([[AtomicU64; 4]; 3]);
+pub(crate) struct WireCounters([[AtomicU64; 4]; 3], AtomicU64);
 
 impl WireCounters {
+    pub(crate) fn webrtc_failed(&self) {
+        self.1.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn webrtc_failures(&self) -> u64 {
+        self.1.load(Relaxed)
+    }
+
     pub(crate) fn sent(&self, t: Transport, bytes: usize) {
         let c = &self.0[t.index()];
         c[0].fetch_add(1, Relaxed);
@@ -76,4 +84,6 @@ pub struct NodeStats {
     pub websocket: WireCount,
     /// WebRTC data channels.
     pub webrtc: WireCount,
+    /// WebRTC attempts whose data channel never opened (traffic stayed on the relay).
+    pub webrtc_failed: u64,
 }

@@ -57,6 +57,7 @@ pub(crate) struct Ctx<'a> {
     wire: &'a WireCounters,
     shutdown: &'a mut Option<oneshot::Sender<()>>,
     killed: &'a mut bool,
+    links: &'a mut HashMap<LinkId, LinkHandle>,
 }
 
 impl Ctx<'_> {
@@ -66,12 +67,21 @@ impl Ctx<'_> {
             relay: self.wire.read(Transport::Relay),
             websocket: self.wire.read(Transport::WebSocket),
             webrtc: self.wire.read(Transport::WebRtc),
+            webrtc_failed: self.wire.webrtc_failures(),
         }
     }
 
     pub(crate) fn shutdown(&mut self, done: oneshot::Sender<()>) {
         self.engine.shutdown(self.now);
         *self.shutdown = Some(done);
+    }
+
+    /// Drops every link on `transport` without a word, as a network failure would; the link
+    /// tasks then report them down. Returns how many.
+    pub(crate) fn break_transport(&mut self, transport: Transport) -> usize {
+        let before = self.links.len();
+        self.links.retain(|_, l| l.transport != transport);
+        before - self.links.len()
     }
 
     pub(crate) fn kill(&mut self, done: oneshot::Sender<()>) {
@@ -330,6 +340,7 @@ impl<R: Runtime> Task<R> {
             wire: &self.wire,
             shutdown: &mut self.shutdown,
             killed: &mut self.killed,
+            links: &mut self.links,
         };
         (command.run)(&mut ctx);
     }

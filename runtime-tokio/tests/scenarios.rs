@@ -37,3 +37,20 @@ async fn webrtc_upgrade() {
     logs();
     scenarios::webrtc_upgrade(Tokio).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_off_stays_on_the_relay() {
+    scenarios::webrtc_off_stays_on_the_relay(Tokio).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_failing_stays_on_the_relay() {
+    logs();
+    scenarios::webrtc_failing_stays_on_the_relay(Tokio).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_path_failure_falls_back_to_the_relay() {
+    logs();
+    scenarios::direct_path_failure_falls_back_to_the_relay(Tokio).await;
+}
