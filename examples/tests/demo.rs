@@ -1,0 +1,28 @@
+//! `whispurr demo` end to end: the embedded relay and five nodes over real sockets on
+//! 127.0.0.1 must go through every step.
+
+#[test]
+fn the_demo_runs_every_step() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let outcome = rt
+        .block_on(whispurr_examples::demo::run(whispurr_tokio::Tokio))
+        .unwrap_or_else(|e| panic!("the demo failed: {e}"));
+    assert_eq!(outcome.met, 10, "every pair of the five nodes meets");
+    assert_eq!(
+        outcome.steps,
+        [
+            "meet",
+            "whisper",
+            "broadcast",
+            "resonance",
+            "extensions",
+            "death"
+        ]
+    );
+    // The table has a header and a row per surviving node.
+    assert_eq!(outcome.table.lines().count(), 5);
+}
