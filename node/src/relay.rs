@@ -9,9 +9,7 @@
 
 use std::{
     collections::HashMap,
-    future::Future,
     net::{IpAddr, SocketAddr},
-    pin::Pin,
     sync::{Arc, Mutex},
     task::Poll,
     time::Duration,
@@ -34,7 +32,7 @@ use crate::{
     link::{LinkEvent, LinkHandle, Reporter, new_link},
     runtime::{HandshakeCheck, Runtime, WsStream},
     stats::{Transport, WireCounters},
-    task::{now, with_deadline},
+    task::{Deadline, now, with_deadline},
     ws::ws_config,
 };
 
@@ -250,6 +248,8 @@ impl Drop for SourceGuard {
     }
 }
 
+// The handshake check's error type is tungstenite's HTTP response, as its `Callback` wants.
+#[allow(clippy::result_large_err)]
 async fn accept_loop<R: Runtime>(
     rt: R,
     mut listener: R::Listener,
@@ -336,18 +336,11 @@ enum Wake {
 
 impl<R: Runtime> RelayTask<R> {
     async fn run(mut self) {
-        let mut sleep: Option<(Timestamp, Pin<Box<dyn Future<Output = ()> + Send>>)> = None;
+        let mut deadline = Deadline::new();
         let mut done = None;
         loop {
             self.drive();
-            let deadline = self.relay.poll_timeout();
-            if sleep.as_ref().map(|(d, _)| Some(*d)) != Some(deadline) {
-                sleep = deadline.map(|d| {
-                    let wait = d.saturating_duration_since(now());
-                    let s: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(self.rt.sleep(wait));
-                    (d, s)
-                });
-            }
+            deadline.set(&self.rt, self.relay.poll_timeout());
             let wake = poll_fn(|cx| {
                 if let Poll::Ready(Some(e)) = self.link_events.poll_next_unpin(cx) {
                     return Poll::Ready(Wake::Link(e));
@@ -355,9 +348,7 @@ impl<R: Runtime> RelayTask<R> {
                 if let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
                     return Poll::Ready(Wake::Command(c));
                 }
-                if let Some((_, s)) = sleep.as_mut()
-                    && s.as_mut().poll(cx).is_ready()
-                {
+                if deadline.poll(cx).is_ready() {
                     return Poll::Ready(Wake::Timer);
                 }
                 Poll::Pending
@@ -376,10 +367,7 @@ impl<R: Runtime> RelayTask<R> {
                     break;
                 }
                 Wake::Command(None) => break,
-                Wake::Timer => {
-                    sleep = None;
-                    self.relay.handle_timeout(now);
-                }
+                Wake::Timer => self.relay.handle_timeout(now),
                 Wake::Link(e) => self.on_link_event(now, e),
             }
         }

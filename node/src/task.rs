@@ -204,6 +204,8 @@ pub(crate) async fn start<R: Runtime>(b: NodeBuilder<R>) -> Result<(Node, Events
     Ok((node, Events { rx: events_rx }))
 }
 
+// The handshake check's error type is tungstenite's HTTP response, as its `Callback` wants.
+#[allow(clippy::result_large_err)]
 /// Accepts direct WebSocket links from other nodes; each handshake runs in its own task under a
 /// deadline, at most [`MAX_HANDSHAKES`] at once.
 async fn accept_loop<R: Runtime>(
@@ -254,6 +256,46 @@ pub async fn with_deadline<R: Runtime, F: Future>(
     }
 }
 
+/// The sleep until a state machine's next deadline, re-armed only when the deadline moves.
+pub(crate) struct Deadline {
+    at: Option<Timestamp>,
+    sleep: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl Deadline {
+    pub(crate) fn new() -> Self {
+        Deadline {
+            at: None,
+            sleep: None,
+        }
+    }
+
+    /// Sleeps until `at` (none: never) from now on.
+    pub(crate) fn set<R: Runtime>(&mut self, rt: &R, at: Option<Timestamp>) {
+        if self.sleep.is_some() && self.at == at {
+            return;
+        }
+        self.at = at;
+        self.sleep = at.map(|d| {
+            let s: Pin<Box<dyn Future<Output = ()> + Send>> =
+                Box::pin(rt.sleep(d.saturating_duration_since(now())));
+            s
+        });
+    }
+
+    /// Ready once when the deadline has passed (then disarmed until the next `set`).
+    pub(crate) fn poll(&mut self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        match self.sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => {
+                self.sleep = None;
+                self.at = None;
+                Poll::Ready(())
+            }
+            _ => Poll::Pending,
+        }
+    }
+}
+
 /// What woke the task.
 enum Wake {
     Command(Option<Command>),
@@ -264,7 +306,7 @@ enum Wake {
 
 impl<R: Runtime> Task<R> {
     async fn run(mut self) {
-        let mut sleep: Option<(Timestamp, Pin<Box<dyn Future<Output = ()> + Send>>)> = None;
+        let mut deadline = Deadline::new();
         loop {
             if self.killed {
                 break;
@@ -273,21 +315,12 @@ impl<R: Runtime> Task<R> {
             if self.shutdown.is_some() {
                 break;
             }
-            let deadline = self.engine.poll_timeout();
-            if sleep.as_ref().map(|(d, _)| Some(*d)) != Some(deadline) {
-                sleep = deadline.map(|d| {
-                    let wait = d.saturating_duration_since(now());
-                    let s: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(self.rt.sleep(wait));
-                    (d, s)
-                });
-            }
+            deadline.set(&self.rt, self.engine.poll_timeout());
             let held = self.held.is_some();
             let room = self.deferred.len() < MAX_DEFERRED;
             let wake = poll_fn(|cx| {
-                if let Poll::Ready(e) = self.link_events.poll_next_unpin(cx) {
-                    if let Some(e) = e {
-                        return Poll::Ready(Wake::Link(e));
-                    }
+                if let Poll::Ready(Some(e)) = self.link_events.poll_next_unpin(cx) {
+                    return Poll::Ready(Wake::Link(e));
                 }
                 if room && let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
                     return Poll::Ready(Wake::Command(c));
@@ -295,10 +328,8 @@ impl<R: Runtime> Task<R> {
                 if held && self.events.poll_ready(cx).is_ready() {
                     return Poll::Ready(Wake::EventRoom);
                 }
-                if let Some((_, s)) = sleep.as_mut() {
-                    if s.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Wake::Timer);
-                    }
+                if deadline.poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
                 }
                 Poll::Pending
             })
@@ -324,10 +355,7 @@ impl<R: Runtime> Task<R> {
                         self.deliver(e);
                     }
                 }
-                Wake::Timer => {
-                    sleep = None;
-                    self.engine.handle_timeout(now);
-                }
+                Wake::Timer => self.engine.handle_timeout(now),
             }
         }
         self.finish().await;
@@ -408,11 +436,11 @@ impl<R: Runtime> Task<R> {
     }
 
     fn deliver(&mut self, event: Event) {
-        if let Err(e) = self.events.try_send(event) {
-            if e.is_full() {
-                self.held = Some(e.into_inner());
-            }
-            // Disconnected: the application dropped its Events; nothing to tell.
+        // Disconnected: the application dropped its Events; nothing to tell.
+        if let Err(e) = self.events.try_send(event)
+            && e.is_full()
+        {
+            self.held = Some(e.into_inner());
         }
     }
 
@@ -516,10 +544,10 @@ impl<R: Runtime> Task<R> {
                 let _ = self.engine.handle_data(now, link, data);
             }
             LinkEvent::Writable(link) => {
-                if let Some(h) = self.links.get_mut(&link) {
-                    if h.unblock() {
-                        let _ = self.engine.handle_writable(now, link);
-                    }
+                if let Some(h) = self.links.get_mut(&link)
+                    && h.unblock()
+                {
+                    let _ = self.engine.handle_writable(now, link);
                 }
             }
             LinkEvent::Signal(link, signal) => {

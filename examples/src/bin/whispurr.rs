@@ -123,16 +123,15 @@ async fn chat<R: Runtime>(
     if let Some(addr) = listen {
         builder = builder.listen(addr);
     }
-    let webrtc = (!no_webrtc).then(|| {
-        let mut config = WebRtcConfig::default();
-        config.ice_servers = ice
+    let webrtc = (!no_webrtc).then(|| WebRtcConfig {
+        ice_servers: ice
             .into_iter()
             .map(|url| whispurr_node::webrtc::IceServer {
                 urls: vec![url],
                 ..Default::default()
             })
-            .collect();
-        config
+            .collect(),
+        ..WebRtcConfig::default()
     });
     let (node, mut events) = match builder.webrtc(webrtc).start().await {
         Ok(n) => n,
