@@ -326,12 +326,15 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         }
         self.deliver_broadcast(now, &b);
         self.tree_parent(now, from, &b.route.id);
+        let mut fwd = b;
+        fwd.route.hops = fwd.route.hops.saturating_add(1);
         if b.route.hops < b.route.effective_hop_limit(&self.config.limits) {
-            let mut fwd = b;
-            fwd.route.hops += 1;
             let except = [from, b.origin.map(|o| *o.key()).unwrap_or(from)];
             let (n, _) = self.spread(now, &fwd, &except, Class::Forward);
             self.stats.messages_forwarded += n as u64;
+        } else {
+            // Stopped by the hop limit: not spread, but the tree must know it came.
+            self.tree_stopped(now, &fwd, from);
         }
     }
 }

@@ -218,7 +218,13 @@ pub(crate) enum OutEvent {
 /// A broadcast kept to answer grafts and to tell new neighbours about.
 #[derive(Debug)]
 struct Cached {
+    /// The route as this node spreads it: the hop count is the one the next hop gets.
     route: Route,
+    /// The fewest hops an announcement showed it could reach us with, as the shortcut check
+    /// counts them (starts at `route.hops`; kept apart so `route` stays what is served).
+    shortest: u8,
+    /// The hop limit stopped it here: it was not spread, and is neither served nor announced.
+    stopped: bool,
     origin: Option<NodeId>,
     signature: Option<Signature>,
     payload: Vec<u8>,
@@ -252,8 +258,8 @@ const MAX_ANNOUNCERS: usize = 8;
 #[derive(Debug)]
 pub(crate) struct PlumTree {
     cfg: TreeConfig,
-    /// Neighbours whose links are in the tree. Forgotten with the neighbour's path; a grafted
-    /// announcer whose path went meanwhile may linger (the engine looks at live ones only).
+    /// Neighbours whose links are in the tree, forgotten with the neighbour's path (only live
+    /// ones are taken in: grafts pass over announcers whose path has gone).
     eager: BTreeSet<NodeKey>,
     /// Duplicates per neighbour, net of first copies (forgotten with the neighbour's path).
     strikes: BTreeMap<NodeKey, u8>,
@@ -323,14 +329,14 @@ impl PlumTree {
         self.eager.iter()
     }
 
-    /// Cached broadcast `id` as it is served to a graft ([`OutEvent::Serve`]): one hop
-    /// further than the cached route's count.
+    /// Cached broadcast `id` as it is served to a graft ([`OutEvent::Serve`]). The cache
+    /// holds the route as this node spreads it, its hop count already raised for the next hop
+    /// (see [`handle_broadcast`](Self::handle_broadcast)), so it is served as cached. A
+    /// broadcast the hop limit stopped here is not served: one hop more would exceed it.
     pub fn served(&self, id: &MessageId) -> Option<Broadcast<'_>> {
-        let c = self.cache.get(id)?;
-        let mut route = c.route;
-        route.hops = route.hops.saturating_add(1);
+        let c = self.cache.get(id).filter(|c| !c.stopped)?;
         Some(Broadcast {
-            route,
+            route: c.route,
             origin: c.origin,
             payload: &c.payload,
             signature: c.signature,
@@ -354,7 +360,7 @@ impl PlumTree {
         rng: &mut impl Rng,
     ) {
         let has_eager = self.has_eager(neighbours);
-        self.remember(now, b, from);
+        self.remember(now, b, from, false);
         let eligible = || neighbours.iter().filter(|n| !n.probe).map(|n| n.key);
         let count = eligible().count();
         if from.is_none() && !has_eager && count > 0 {
@@ -368,6 +374,14 @@ impl PlumTree {
                 self.announce(to, b.route.id, b.route.hops);
             }
         }
+    }
+
+    /// The first copy of a broadcast, received from `from`, that the hop limit keeps from
+    /// going further (`b` carries the hop count it would go on with). It is not spread, but it
+    /// is no longer missing: cached, so no graft goes out for it and a later copy counts as a
+    /// duplicate. It is neither served to grafts nor announced to new neighbours.
+    pub fn handle_stopped(&mut self, now: Timestamp, b: &Broadcast<'_>, from: NodeKey) {
+        self.remember(now, b, Some(from), true);
     }
 
     /// The first copy of broadcast `id` came from `from`: its link is (now) in the tree, and
@@ -476,7 +490,7 @@ impl PlumTree {
     /// served if still cached.
     pub fn handle_graft(&mut self, from: Neighbour, id: &MessageId) {
         self.adopt(from);
-        if self.cache.contains_key(id) {
+        if self.cache.get(id).is_some_and(|c| !c.stopped) {
             self.out.push_back(OutEvent::Serve {
                 to: from.key,
                 id: *id,
@@ -504,7 +518,10 @@ impl PlumTree {
             .rev()
             .take_while(|(t, _)| now.saturating_duration_since(*t) < window)
             .take(self.cfg.catch_up_max)
-            .filter_map(|(_, id)| Some((*id, self.cache.get(id)?.route.hops)))
+            .filter_map(|(_, id)| {
+                let c = self.cache.get(id).filter(|c| !c.stopped)?;
+                Some((*id, c.route.hops))
+            })
             .collect();
         for (id, hops) in recent {
             self.announce(key, id, hops);
@@ -570,14 +587,13 @@ impl PlumTree {
     }
 
     /// Grafts, for each missing broadcast whose timer has expired (in id order), its next
-    /// announcer, and sets the retry timer. Probe links are grafted last: a broadcast only a
-    /// probe has waits for the probe's verdict.
+    /// announcer, and sets the retry timer. Announcers whose path has gone are passed over
+    /// (and forgotten): a graft to them could not be sent, and would take into the tree a
+    /// link that is not there, to come back as a tree link if the node reconnects. Probe
+    /// links are grafted last: a broadcast only a probe has waits for the probe's verdict.
     fn graft_due(&mut self, now: Timestamp, neighbours: &[Neighbour]) {
-        let is_probe = |k: &NodeKey| {
-            neighbours
-                .binary_search_by_key(k, |n| n.key)
-                .is_ok_and(|i| neighbours[i].probe)
-        };
+        let find = |k: &NodeKey| neighbours.binary_search_by_key(k, |n| n.key).ok();
+        let is_probe = |k: &NodeKey| find(k).is_some_and(|i| neighbours[i].probe);
         let mut due: Vec<MessageId> = self
             .deadlines
             .range(..=(now, MessageId([0xff; 16])))
@@ -586,9 +602,10 @@ impl PlumTree {
         due.sort_unstable();
         let retry = self.cfg.graft_retry;
         for id in due {
-            let Some(m) = self.missing.get(&id) else {
+            let Some(m) = self.missing.get_mut(&id) else {
                 continue;
             };
+            m.announcers.retain(|k| find(k).is_some());
             if m.announcers.is_empty() {
                 self.forget_missing(&id);
                 continue;
@@ -634,13 +651,13 @@ impl PlumTree {
             return;
         }
         if !self.eager.contains(&parent)
-            || c.route.hops < hops.saturating_add(threshold)
+            || c.shortest < hops.saturating_add(threshold)
             || now.saturating_duration_since(c.received) > slack
         {
             return;
         }
         // Counted once per broadcast: a second IHAVE for it saves nothing over this one.
-        c.route.hops = hops;
+        c.shortest = hops;
         let count = match self.candidate {
             Some((k, n)) if k == from => n + 1,
             _ => 1,
@@ -670,8 +687,15 @@ impl PlumTree {
         }
     }
 
-    /// Caches a broadcast to spread (no longer missing), received from `parent`.
-    fn remember(&mut self, now: Timestamp, b: &Broadcast<'_>, parent: Option<NodeKey>) {
+    /// Caches a broadcast (no longer missing), received from `parent`; `stopped` if the hop
+    /// limit keeps it from being spread.
+    fn remember(
+        &mut self,
+        now: Timestamp,
+        b: &Broadcast<'_>,
+        parent: Option<NodeKey>,
+        stopped: bool,
+    ) {
         self.expire(now);
         let grafted = self
             .forget_missing(&b.route.id)
@@ -688,6 +712,8 @@ impl PlumTree {
             b.route.id,
             Cached {
                 route: b.route,
+                shortest: b.route.hops,
+                stopped,
                 origin: b.origin,
                 signature: b.signature,
                 payload: b.payload.to_vec(),

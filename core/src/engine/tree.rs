@@ -161,6 +161,16 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.tree_outputs(now, Some((b, class)))
     }
 
+    /// The first copy of a broadcast came from `from` at the hop limit, so it goes no further
+    /// (`b` carries the hop count it would have gone on with): the tree records it as
+    /// received, so it is not grafted later.
+    pub(crate) fn tree_stopped(&mut self, now: Timestamp, b: &Broadcast<'_>, from: NodeKey) {
+        if let Some(tree) = self.tree.as_mut() {
+            tree.handle_stopped(now, b, from);
+            self.tree_outputs(now, None);
+        }
+    }
+
     /// A duplicate of `id` arrived from `from`: the tree may prune a link.
     pub(crate) fn tree_duplicate(&mut self, now: Timestamp, from: NodeKey, id: &MessageId) {
         let Some(tree) = self.tree.as_mut() else {
