@@ -83,10 +83,11 @@
 //! pending NEIGHBOUR requests by the caller's link cap, join contacts by four, probes served by
 //! four, a probe's evidence by eight announcements. There is no ever-growing address book: an
 //! address lives in the record of the node it belongs to (a neighbour, a passive contact, a
-//! dial, a probe, a request) and goes with it, so addresses are bounded by the views. Besides,
-//! the 64 addresses learnt last are remembered, for a node that comes back into the active
-//! view without giving its address: the end of a walk announcing a node that rejoins, the
-//! contact we (re)joined through.
+//! dial, a probe, a request) and goes with it, so addresses are bounded by the views. A dial's
+//! address (a passive contact, a walk's new node, a join contact) becomes the address of the
+//! node reached there. Besides, the 64 addresses learnt last are remembered, for a node met
+//! again without an address in any record (a NEIGHBOUR_REPLY or DISCONNECT that comes after
+//! its record went).
 
 use alloc::{
     collections::{BTreeMap, VecDeque},
@@ -259,8 +260,11 @@ struct Dial<L> {
     /// `None` until the caller answers [`Out::Dial`].
     link: Option<L>,
     intent: Intent,
-    /// The address of a passive contact we dial: it stays the node's address through the
-    /// probe or the NEIGHBOUR request that follows, and as a neighbour.
+    /// The address we dial (a passive contact's, a walk's new node's, a join contact's): it
+    /// stays the address of the node reached there through the probe or the NEIGHBOUR
+    /// request that follows, and as a neighbour. Without it, a neighbour reached at a walk's
+    /// end would have no address unless one was learnt recently, and so could never be
+    /// shuffled or demoted to the passive view.
     addr: Option<String>,
 }
 
@@ -293,8 +297,8 @@ pub(crate) struct State<L> {
     /// one per link (`local.max_dials`); an entry goes with the answer or the link.
     asked: BTreeMap<NodeKey, String>,
     /// The addresses learnt last (from JOIN, NEIGHBOUR, the passive view), most recent at the
-    /// back, at most [`RECENT_ADDRS`]: a node that comes back into the active view without
-    /// giving its address (at a walk's end, as our join contact) takes it from here.
+    /// back, at most [`RECENT_ADDRS`]: a node met again without an address in any record
+    /// takes it from here.
     recent: VecDeque<(NodeKey, String)>,
     next_dial: u64,
     /// Addresses we joined through, for a last-resort rejoin (at most [`MAX_JOIN_CONTACTS`]).
@@ -408,7 +412,7 @@ impl<L: Copy + Eq> State<L> {
                 id,
                 link: Some(link),
                 intent: Intent::Join,
-                addr: None,
+                addr: Some(String::from(contact)),
             });
         }
         if !self.join_contacts.iter().any(|c| c == contact) {
@@ -452,7 +456,7 @@ impl<L: Copy + Eq> State<L> {
         let Dial { intent, addr, .. } = self.dials.remove(i);
         match intent {
             Intent::Join => {
-                self.add_active(rng, tree, peer, None);
+                self.add_active(rng, tree, peer, addr.as_deref());
                 let addr = self.my_addr();
                 self.send(key, Message::Join { addr });
             }
@@ -668,9 +672,9 @@ impl<L: Copy + Eq> State<L> {
         self.out.push(Out::Close { peer, reason });
     }
 
-    /// Asks the caller to dial `addr` (unless it is empty, or too many dials are in flight);
-    /// `contact` when it is a passive contact's (its address goes with the dial).
-    fn dial(&mut self, addr: &str, intent: Intent, contact: bool) {
+    /// Asks the caller to dial `addr` (unless it is empty, or too many dials are in flight).
+    /// The address goes with the dial: it is where the node that answers was reached.
+    fn dial(&mut self, addr: &str, intent: Intent) {
         if addr.is_empty() || self.dials.len() >= self.local.max_dials {
             return;
         }
@@ -679,7 +683,7 @@ impl<L: Copy + Eq> State<L> {
             id,
             link: None,
             intent,
-            addr: contact.then(|| String::from(addr)),
+            addr: Some(String::from(addr)),
         });
         self.out.push(Out::Dial {
             dial: id,
@@ -704,7 +708,7 @@ impl<L: Copy + Eq> State<L> {
         if ttl == 0 || self.active.len() <= 1 {
             // The walk ends here: the new node gets a place in our active view.
             if !known {
-                self.dial(addr, Intent::Neighbour { high: true }, false);
+                self.dial(addr, Intent::Neighbour { high: true });
             }
             return;
         }
@@ -726,7 +730,7 @@ impl<L: Copy + Eq> State<L> {
                 };
                 self.send(to, message);
             }
-            None if !known => self.dial(addr, Intent::Neighbour { high: true }, false),
+            None if !known => self.dial(addr, Intent::Neighbour { high: true }),
             None => {}
         }
     }
@@ -985,7 +989,7 @@ impl<L: Copy + Eq> State<L> {
             let addr = self.join_contacts[i].clone();
             self.refill_at = now.saturating_add(self.refill_backoff);
             self.refill_backoff = self.refill_backoff.saturating_mul(2).min(REFILL_MAX);
-            self.dial(&addr, Intent::Join, false);
+            self.dial(&addr, Intent::Join);
             return;
         }
         self.refill_at = now.saturating_add(self.refill_backoff);
@@ -1000,7 +1004,7 @@ impl<L: Copy + Eq> State<L> {
         };
         if let Some((_, addr)) = self.passive.remove(&k) {
             self.learn(k, &addr);
-            self.dial(&addr, intent, true);
+            self.dial(&addr, intent);
         }
     }
 }

@@ -833,3 +833,36 @@ fn finding_10_high_priority_requests_force_their_way_in_at_most_once_per_shuffle
     );
     assert!(n.s.active().any(|k| k == id.key()));
 }
+
+#[test]
+fn a_neighbour_reached_at_a_walks_end_or_as_join_contact_keeps_the_address_it_was_dialled_at() {
+    // A walk for node 9, never seen before, ends here: we dial it, it accepts.
+    let mut n = Node::new(18);
+    let l1 = n.neighbour(1);
+    let a = addr(9);
+    let out = n.msg(
+        l1,
+        node(1),
+        Membership::ForwardJoin {
+            node: node(9),
+            addr: &a,
+            ttl: 0,
+        },
+    );
+    let (link, ..) = n.answer(&out)[0].clone();
+    n.s.handle_link_up(n.now, &mut n.rng, &[], link, node(9));
+    n.out();
+    n.s.recent.clear(); // nothing learnt recently: the dial alone must tell the address
+    n.msg(link, node(9), Membership::NeighbourReply { accepted: true });
+    assert_eq!(n.s.active[&key(9)].addr, Some(addr(9)));
+    // So it can be shuffled and demoted.
+    n.msg(link, node(9), Membership::Disconnect);
+    assert!(n.in_passive(9));
+
+    // The contact we join through is a neighbour at the address we dialled.
+    let mut j = Node::new(19);
+    j.s.handle_join(50, &addr(4));
+    j.s.handle_link_up(j.now, &mut j.rng, &[], 50, node(4));
+    j.out();
+    assert_eq!(j.s.active[&key(4)].addr, Some(addr(4)));
+}
