@@ -54,6 +54,13 @@
 //! - **Last-resort rejoin.** A node left with no neighbour and no passive contact joins again
 //!   through the contacts it joined through (at most four remembered), with the same backoff.
 //!   The paper has no way back for such a node.
+//! - **Dials at others' request are rate-limited.** A walk's end makes the node dial the
+//!   address the walk names, and anyone can send JOIN or FORWARD_JOIN: without a limit, other
+//!   nodes could make it dial any address at will (the caller's link cap bounds dials in
+//!   flight, not their rate). Those dials take a token from a bucket
+//!   (`MembershipConfig::remote_dial_rate`); beyond it the dial is refused and reported
+//!   ([`Out::DialRefused`]). The node's own dials (refills, probes, rotations, rejoins) take
+//!   none, so recovery after failures is never slowed.
 //! - **Eviction prefers links outside the broadcast tree.** The caller says which neighbours
 //!   carry the broadcast tree; evicting one of those would split the tree until grafts mend it,
 //!   so a random neighbour outside it goes first.
@@ -99,6 +106,7 @@ use core::time::Duration;
 use rand_core::CryptoRng;
 
 use super::{MembershipConfig, obfuscation::random_delay};
+use crate::relay::rate::TokenBucket;
 use crate::{
     NodeId, NodeKey, Timestamp,
     wire::{Contact, ContactList, Membership, MessageId},
@@ -227,6 +235,9 @@ pub(crate) enum Out {
     ProbeOpened,
     /// A probe showed a cut: its contact is asked to be a neighbour (for the statistics).
     ProbeKept,
+    /// A dial another node's message asked for (a walk's end) was refused: over
+    /// `remote_dial_rate` (for the statistics).
+    DialRefused,
 }
 
 /// What a node knows of itself and of its caller, fixed at creation.
@@ -311,6 +322,8 @@ pub(crate) struct State<L> {
     probed_by: BTreeMap<NodeKey, L>,
     /// When a high-priority NEIGHBOUR last forced its way into the full active view.
     forced_at: Option<Timestamp>,
+    /// Dials other nodes' messages may still make us open (`remote_dial_rate`).
+    remote_dials: TokenBucket,
     /// Deadlines: the next shuffle, the next refill (while the active view is short).
     next_shuffle: Timestamp,
     refill_at: Timestamp,
@@ -350,6 +363,7 @@ impl<L: Copy + Eq> State<L> {
             probe: None,
             probed_by: BTreeMap::new(),
             forced_at: None,
+            remote_dials: TokenBucket::full(&cfg.remote_dial_rate, now),
             next_shuffle: now.saturating_add(cfg.shuffle_interval),
             refill_at: now,
             refill_backoff: REFILL_BASE,
@@ -553,7 +567,7 @@ impl<L: Copy + Eq> State<L> {
                 }
             }
             Membership::ForwardJoin { node, addr, ttl } => {
-                self.on_forward_join(rng, key, node, addr, ttl);
+                self.on_forward_join(now, rng, key, node, addr, ttl);
             }
             Membership::Neighbour {
                 addr,
@@ -692,9 +706,11 @@ impl<L: Copy + Eq> State<L> {
         });
     }
 
-    /// A FORWARD_JOIN walk for `node` reached us from `from`.
+    /// A FORWARD_JOIN walk for `node` reached us from `from`. Where it ends, the new node is
+    /// dialled, within `remote_dial_rate`.
     fn on_forward_join<R: CryptoRng + ?Sized>(
         &mut self,
+        now: Timestamp,
         rng: &mut R,
         from: NodeKey,
         node: NodeId,
@@ -708,7 +724,7 @@ impl<L: Copy + Eq> State<L> {
         if ttl == 0 || self.active.len() <= 1 {
             // The walk ends here: the new node gets a place in our active view.
             if !known {
-                self.dial(addr, Intent::Neighbour { high: true });
+                self.remote_dial(now, addr);
             }
             return;
         }
@@ -730,9 +746,23 @@ impl<L: Copy + Eq> State<L> {
                 };
                 self.send(to, message);
             }
-            None if !known => self.dial(addr, Intent::Neighbour { high: true }),
+            None if !known => self.remote_dial(now, addr),
             None => {}
         }
+    }
+
+    /// Dials `addr` at another node's request (a walk's end: NEIGHBOUR with high priority),
+    /// if `remote_dial_rate` allows; a refusal is reported ([`Out::DialRefused`]). Dials
+    /// that could not be made anyway (no address, too many in flight) take no token.
+    fn remote_dial(&mut self, now: Timestamp, addr: &str) {
+        if addr.is_empty() || self.dials.len() >= self.local.max_dials {
+            return;
+        }
+        if !self.remote_dials.take(&self.cfg.remote_dial_rate, now) {
+            self.out.push(Out::DialRefused);
+            return;
+        }
+        self.dial(addr, Intent::Neighbour { high: true });
     }
 
     /// Remembers the address of `key`, a passive contact we are asking to be a neighbour.

@@ -866,3 +866,54 @@ fn a_neighbour_reached_at_a_walks_end_or_as_join_contact_keeps_the_address_it_wa
     j.out();
     assert_eq!(j.s.active[&key(4)].addr, Some(addr(4)));
 }
+
+#[test]
+fn finding_10_join_and_forward_join_cannot_make_a_node_dial_at_will() {
+    let cfg = MembershipConfig::default();
+    let rate = cfg.remote_dial_rate;
+    let mut n = Node::new(20);
+    // One neighbour: every walk ends here. It is hostile, and names a fresh address in each
+    // FORWARD_JOIN; no dial can be opened, so dials in flight never reach the link cap.
+    let l1 = n.neighbour(1);
+    n.learn(2);
+    let walk = |n: &mut Node, i: u64| {
+        let a = addr(i);
+        let fj = Membership::ForwardJoin {
+            node: node(i),
+            addr: &a,
+            ttl: 0,
+        };
+        let out = n.msg(l1, node(1), fj);
+        for o in &out {
+            if let Out::Dial { dial, .. } = o {
+                n.s.dialled(*dial, None);
+            }
+        }
+        out
+    };
+    let (mut dialled, mut refused) = (0, 0);
+    for i in 100..140u64 {
+        let out = walk(&mut n, i);
+        dialled += dials(&out).len();
+        refused += out.iter().filter(|o| **o == Out::DialRefused).count();
+    }
+    assert_eq!(dialled, rate.burst as usize, "a burst, then the rate");
+    assert_eq!(refused, 40 - rate.burst as usize, "every refusal reported");
+    // A second later, the rate's worth more.
+    n.now = n.now.saturating_add(Duration::from_secs(1));
+    let more: usize = (140..160u64).map(|i| dials(&walk(&mut n, i)).len()).sum();
+    assert_eq!(more, rate.per_second as usize);
+
+    // JOIN makes the contact dial nothing itself: it forwards walks, each limited where it ends.
+    let joiner = node(7);
+    let lj = n.inbound(joiner);
+    let a = addr(7);
+    let out = n.msg(lj, joiner, Membership::Join { addr: &a });
+    assert!(dials(&out).is_empty());
+
+    // The node's own dials are not limited: with the bucket empty, a lost neighbour is
+    // replaced from the passive view at once.
+    let out = n.lost(l1, Some(node(1)));
+    let out = [out, n.lost(lj, Some(joiner))].concat();
+    assert_eq!(dials(&out).len(), 1, "{out:?}");
+}
