@@ -123,6 +123,11 @@ pub struct TreeConfig {
     /// Broadcasts kept to answer grafts; also the most broadcasts remembered as announced but
     /// missing.
     pub cache: usize,
+    /// Payload bytes the cache may hold, whatever its count: `cache` broadcasts of the
+    /// largest payload (64 KiB) would be 256 MiB. The oldest go first; a payload larger than
+    /// this is not cached at all. Default 16 MiB (256 of the largest broadcasts; many
+    /// thousands of small ones, so `cache` is what binds for them).
+    pub cache_bytes: usize,
     /// How long a broadcast is kept for grafts.
     pub cache_ttl: Duration,
     /// Broadcasts younger than this are announced to a new neighbour.
@@ -143,6 +148,7 @@ impl Default for TreeConfig {
             shortcut_repeats: 3,
             shortcut_quiet: Duration::from_millis(500),
             cache: 4096,
+            cache_bytes: 16 << 20,
             cache_ttl: Duration::from_secs(30),
             catch_up: Duration::from_secs(30),
             catch_up_max: 64,
@@ -264,6 +270,8 @@ pub(crate) struct PlumTree {
     /// Duplicates per neighbour, net of first copies (forgotten with the neighbour's path).
     strikes: BTreeMap<NodeKey, u8>,
     cache: BTreeMap<MessageId, Cached>,
+    /// Payload bytes in `cache` (at most `cfg.cache_bytes`).
+    cached_bytes: usize,
     /// Cached broadcasts by arrival, oldest first.
     order: VecDeque<(Timestamp, MessageId)>,
     /// Announced but not received; at most `cfg.cache` entries.
@@ -290,6 +298,7 @@ impl PlumTree {
             eager: BTreeSet::new(),
             strikes: BTreeMap::new(),
             cache: BTreeMap::new(),
+            cached_bytes: 0,
             order: VecDeque::new(),
             missing: BTreeMap::new(),
             deadlines: BTreeSet::new(),
@@ -510,7 +519,7 @@ impl PlumTree {
 
     /// A new link to `key` is up: announce the broadcasts of the catch-up window, newest first.
     pub fn handle_neighbour_up(&mut self, now: Timestamp, key: NodeKey) {
-        self.expire(now);
+        self.expire(now, 0);
         let window = self.cfg.catch_up;
         let recent: Vec<(MessageId, u8)> = self
             .order
@@ -674,16 +683,20 @@ impl PlumTree {
         self.out.push_back(OutEvent::Prune { to: parent });
     }
 
-    /// Drops cached broadcasts past `cache_ttl`, or beyond `cache` entries.
-    fn expire(&mut self, now: Timestamp) {
+    /// Drops cached broadcasts past `cache_ttl`, or beyond `cache` entries, oldest first,
+    /// until `room` more payload bytes fit within `cache_bytes`.
+    fn expire(&mut self, now: Timestamp, room: usize) {
         while let Some((t, id)) = self.order.front().copied() {
             if self.order.len() < self.cfg.cache
+                && self.cached_bytes.saturating_add(room) <= self.cfg.cache_bytes
                 && now.saturating_duration_since(t) < self.cfg.cache_ttl
             {
                 break;
             }
             self.order.pop_front();
-            self.cache.remove(&id);
+            if let Some(c) = self.cache.remove(&id) {
+                self.cached_bytes -= c.payload.len();
+            }
         }
     }
 
@@ -696,11 +709,13 @@ impl PlumTree {
         parent: Option<NodeKey>,
         stopped: bool,
     ) {
-        self.expire(now);
+        let size = b.payload.len();
         let grafted = self
             .forget_missing(&b.route.id)
             .and_then(|m| Some((m.first_announced, m.grafted?)));
-        if self.cfg.cache == 0 || self.cache.contains_key(&b.route.id) {
+        let fits = self.cfg.cache > 0 && size <= self.cfg.cache_bytes;
+        self.expire(now, if fits { size } else { 0 });
+        if !fits || self.cache.contains_key(&b.route.id) {
             return;
         }
         let alone = self
@@ -708,6 +723,7 @@ impl PlumTree {
             .back()
             .is_none_or(|(t, _)| now.saturating_duration_since(*t) >= self.cfg.shortcut_quiet);
         self.order.push_back((now, b.route.id));
+        self.cached_bytes += size;
         self.cache.insert(
             b.route.id,
             Cached {

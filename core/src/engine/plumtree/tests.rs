@@ -548,3 +548,32 @@ fn a_graft_passes_over_an_announcer_whose_path_has_gone() {
     assert_eq!(tree.poll_timeout(), None);
     assert_eq!(tree.eager().copied().collect::<Vec<_>>(), vec![key(1)]);
 }
+
+#[test]
+fn finding_12_the_tree_cache_is_capped_in_bytes() {
+    // The largest broadcasts, many more than fit in the default 16 MiB.
+    let big = vec![7u8; 64 << 10];
+    let cfg = TreeConfig::default();
+    let mut tree = with_parent(cfg, 1);
+    let count = 300u16;
+    for i in 0..count {
+        let mut b = broadcast(0, 2);
+        b.route.id = MessageId([0; 16]);
+        b.route.id.0[..2].copy_from_slice(&i.to_be_bytes());
+        b.payload = &big;
+        let now = at(u64::from(i));
+        tree.handle_first_copy(now, peer(1), &b.route.id);
+        tree.handle_broadcast(now, &b, Some(key(1)), &[key(1)], &live(&[1]), &mut rng());
+    }
+    let cached: Vec<u16> = (0..count)
+        .filter(|i| {
+            let mut id = MessageId([0; 16]);
+            id.0[..2].copy_from_slice(&i.to_be_bytes());
+            tree.served(&id).is_some()
+        })
+        .collect();
+    // 16 MiB of 64 KiB payloads: the newest 256, the oldest gone first.
+    assert_eq!(cached.len(), 256, "{} cached", cached.len());
+    assert_eq!(cached.first(), Some(&(count - 256)));
+    assert_eq!(cached.last(), Some(&(count - 1)));
+}
