@@ -199,10 +199,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 // The neighbours matter only for broadcasts not seen: found at the first.
                 let mut neighbours = None;
                 for (id, hops) in entries.announcements() {
-                    let seen = self.seen.get(&id).is_some();
+                    let mut seen = self.seen.get(&id).is_some();
                     if seen {
                         // An own broadcast sent into its stem is announced back: it got out.
                         let _ = self.stem_returned(&id);
+                        // Until its copy is back, the tree takes it as missing.
+                        seen = !self.stem_awaited(&id);
                     }
                     if !seen && neighbours.is_none() {
                         neighbours = Some(self.tree_neighbours());
