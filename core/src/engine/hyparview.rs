@@ -91,10 +91,10 @@
 //! four, a probe's evidence by eight announcements. There is no ever-growing address book: an
 //! address lives in the record of the node it belongs to (a neighbour, a passive contact, a
 //! dial, a probe, a request) and goes with it, so addresses are bounded by the views. A dial's
-//! address (a passive contact, a walk's new node, a join contact) becomes the address of the
-//! node reached there. Besides, the 64 addresses learnt last are remembered, for a node met
-//! again without an address in any record (a NEIGHBOUR_REPLY or DISCONNECT that comes after
-//! its record went).
+//! address (a passive contact, a walk's new node) becomes the address of the node reached
+//! there. Besides, the 64 addresses learnt last are remembered, for a node that comes back
+//! into the active view without one: the contact we (re)joined through, a NEIGHBOUR_REPLY or
+//! DISCONNECT that comes after its record went.
 
 use alloc::{
     collections::{BTreeMap, VecDeque},
@@ -271,11 +271,14 @@ struct Dial<L> {
     /// `None` until the caller answers [`Out::Dial`].
     link: Option<L>,
     intent: Intent,
-    /// The address we dial (a passive contact's, a walk's new node's, a join contact's): it
-    /// stays the address of the node reached there through the probe or the NEIGHBOUR
-    /// request that follows, and as a neighbour. Without it, a neighbour reached at a walk's
-    /// end would have no address unless one was learnt recently, and so could never be
-    /// shuffled or demoted to the passive view.
+    /// The address we dial (a passive contact's, a walk's new node's): it stays the address
+    /// of the node reached there through the probe or the NEIGHBOUR request that follows, and
+    /// as a neighbour. Without it, a neighbour reached at a walk's end would have no address
+    /// unless one was learnt recently, and so could never be shuffled or demoted to the
+    /// passive view. A join contact's is not kept (`None`): everyone's bootstrap would spread
+    /// through the shuffles into every passive view and draw refills and probes to itself (in
+    /// the simulator, 30 nodes all broadcasting at once: rmr 0.5 to 1.2); it is known only if
+    /// learnt otherwise.
     addr: Option<String>,
 }
 
@@ -308,8 +311,8 @@ pub(crate) struct State<L> {
     /// one per link (`local.max_dials`); an entry goes with the answer or the link.
     asked: BTreeMap<NodeKey, String>,
     /// The addresses learnt last (from JOIN, NEIGHBOUR, the passive view), most recent at the
-    /// back, at most [`RECENT_ADDRS`]: a node met again without an address in any record
-    /// takes it from here.
+    /// back, at most [`RECENT_ADDRS`]: a node met again without an address in any record (our
+    /// join contact, say) takes it from here.
     recent: VecDeque<(NodeKey, String)>,
     next_dial: u64,
     /// Addresses we joined through, for a last-resort rejoin (at most [`MAX_JOIN_CONTACTS`]).
@@ -426,7 +429,8 @@ impl<L: Copy + Eq> State<L> {
                 id,
                 link: Some(link),
                 intent: Intent::Join,
-                addr: Some(String::from(contact)),
+                // Not its address: see `Dial::addr`.
+                addr: None,
             });
         }
         if !self.join_contacts.iter().any(|c| c == contact) {
@@ -470,7 +474,7 @@ impl<L: Copy + Eq> State<L> {
         let Dial { intent, addr, .. } = self.dials.remove(i);
         match intent {
             Intent::Join => {
-                self.add_active(rng, tree, peer, addr.as_deref());
+                self.add_active(rng, tree, peer, None);
                 let addr = self.my_addr();
                 self.send(key, Message::Join { addr });
             }

@@ -835,7 +835,7 @@ fn finding_10_high_priority_requests_force_their_way_in_at_most_once_per_shuffle
 }
 
 #[test]
-fn a_neighbour_reached_at_a_walks_end_or_as_join_contact_keeps_the_address_it_was_dialled_at() {
+fn a_neighbour_reached_at_a_walks_end_keeps_the_address_it_was_dialled_at() {
     // A walk for node 9, never seen before, ends here: we dial it, it accepts.
     let mut n = Node::new(18);
     let l1 = n.neighbour(1);
@@ -858,13 +858,6 @@ fn a_neighbour_reached_at_a_walks_end_or_as_join_contact_keeps_the_address_it_wa
     // So it can be shuffled and demoted.
     n.msg(link, node(9), Membership::Disconnect);
     assert!(n.in_passive(9));
-
-    // The contact we join through is a neighbour at the address we dialled.
-    let mut j = Node::new(19);
-    j.s.handle_join(50, &addr(4));
-    j.s.handle_link_up(j.now, &mut j.rng, &[], 50, node(4));
-    j.out();
-    assert_eq!(j.s.active[&key(4)].addr, Some(addr(4)));
 }
 
 #[test]
