@@ -226,9 +226,8 @@ pub(crate) enum OutEvent {
 struct Cached {
     /// The route as this node spreads it: the hop count is the one the next hop gets.
     route: Route,
-    /// The fewest hops it was seen to reach us with: first the tree copy's (one less than
-    /// `route.hops`), then any shorter path an IHAVE showed. Kept apart so that `route` stays
-    /// what is served and announced.
+    /// The fewest hops an announcement showed it could reach us with, as the shortcut check
+    /// counts them (starts at `route.hops`; kept apart so `route` stays what is served).
     shortest: u8,
     /// The hop limit stopped it here: it was not spread, and is neither served nor announced.
     stopped: bool,
@@ -729,7 +728,7 @@ impl PlumTree {
             b.route.id,
             Cached {
                 route: b.route,
-                shortest: b.route.hops.saturating_sub(1),
+                shortest: b.route.hops,
                 stopped,
                 origin: b.origin,
                 signature: b.signature,

@@ -577,18 +577,3 @@ fn finding_12_the_tree_cache_is_capped_in_bytes() {
     assert_eq!(cached.first(), Some(&(count - 256)));
     assert_eq!(cached.last(), Some(&(count - 1)));
 }
-
-#[test]
-fn a_shortcut_must_save_shortcut_hops_over_the_hops_the_tree_copy_came_with() {
-    let mut tree = with_parent(TreeConfig::default(), 1);
-    let n = live(&[1, 3]);
-    for round in 0..4u8 {
-        let t = at(u64::from(round) * 1000);
-        // Via the tree at hop 5 (spread at 6); 3 announces hop 4: one hop saved, not two.
-        receive(&mut tree, t, 1, round, 6, &[1, 3]);
-        drain(&mut tree);
-        tree.handle_ihave(t, peer(3), id(round), 4, true, &n);
-        assert!(drain(&mut tree).is_empty(), "round {round}");
-    }
-    assert_eq!(tree.eager().copied().collect::<Vec<_>>(), vec![key(1)]);
-}
