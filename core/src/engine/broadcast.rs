@@ -282,6 +282,15 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     ) {
         let message = Message::Broadcast(b);
         let duplicate = self.seen.get(&b.route.id).is_some();
+        if duplicate
+            && b.route.hops > 0
+            && self.stem_awaited(&b.route.id)
+            && message.validate_at(now, &self.config.limits).is_ok()
+        {
+            // Our own anonymous broadcast, diffused by another node, comes back.
+            self.stem_back(now, from, &b);
+            return;
+        }
         if !self.admit(now, &message) {
             if duplicate && !self.stem_returned(&b.route.id) {
                 self.tree_duplicate(now, from, &b.route.id);
@@ -325,13 +334,22 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             return;
         }
         self.deliver_broadcast(now, &b);
+        self.forward_first_copy(now, from, &b);
+    }
+
+    /// Passes on the first copy of broadcast `b`, received from `from`: its link joins the
+    /// tree, and it is spread to the others unless the hop limit stops it here.
+    pub(crate) fn forward_first_copy(&mut self, now: Timestamp, from: NodeKey, b: &Broadcast<'_>) {
         self.tree_parent(now, from, &b.route.id);
+        let mut fwd = *b;
+        fwd.route.hops = fwd.route.hops.saturating_add(1);
         if b.route.hops < b.route.effective_hop_limit(&self.config.limits) {
-            let mut fwd = b;
-            fwd.route.hops += 1;
             let except = [from, b.origin.map(|o| *o.key()).unwrap_or(from)];
             let (n, _) = self.spread(now, &fwd, &except, Class::Forward);
             self.stats.messages_forwarded += n as u64;
+        } else {
+            // Stopped by the hop limit: not spread, but the tree must know it came.
+            self.tree_stopped(now, &fwd, from);
         }
     }
 }

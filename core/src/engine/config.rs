@@ -86,6 +86,13 @@ pub struct MembershipConfig {
     pub probe: f64,
     /// How long a probe link stays open before the node decides.
     pub probe_window: Duration,
+    /// Rate of dials other nodes' messages may make this node open: a FORWARD_JOIN walk that
+    /// ends here dials the address it names, so without a limit anyone could make the node
+    /// dial any address at will (`max_links` caps dials in flight, not their rate). Beyond it
+    /// the walk's dial is refused and counted (`Stats::remote_dials_refused`); the joiner is
+    /// still reached by the other walks of its JOIN. The node's own dials (refilling its
+    /// active view, probes, rejoins) are not limited. Default: 5 per second, bursts of 10.
+    pub remote_dial_rate: crate::relay::RateLimit,
 }
 
 impl Default for MembershipConfig {
@@ -101,6 +108,10 @@ impl Default for MembershipConfig {
             rotate: 0.0,
             probe: 0.2,
             probe_window: Duration::from_secs(1),
+            remote_dial_rate: crate::relay::RateLimit {
+                per_second: 5,
+                burst: 10,
+            },
         }
     }
 }

@@ -54,6 +54,13 @@
 //! - **Last-resort rejoin.** A node left with no neighbour and no passive contact joins again
 //!   through the contacts it joined through (at most four remembered), with the same backoff.
 //!   The paper has no way back for such a node.
+//! - **Dials at others' request are rate-limited.** A walk's end makes the node dial the
+//!   address the walk names, and anyone can send JOIN or FORWARD_JOIN: without a limit, other
+//!   nodes could make it dial any address at will (the caller's link cap bounds dials in
+//!   flight, not their rate). Those dials take a token from a bucket
+//!   (`MembershipConfig::remote_dial_rate`); beyond it the dial is refused and reported
+//!   ([`Out::DialRefused`]). The node's own dials (refills, probes, rotations, rejoins) take
+//!   none, so recovery after failures is never slowed.
 //! - **Eviction prefers links outside the broadcast tree.** The caller says which neighbours
 //!   carry the broadcast tree; evicting one of those would split the tree until grafts mend it,
 //!   so a random neighbour outside it goes first.
@@ -83,10 +90,11 @@
 //! pending NEIGHBOUR requests by the caller's link cap, join contacts by four, probes served by
 //! four, a probe's evidence by eight announcements. There is no ever-growing address book: an
 //! address lives in the record of the node it belongs to (a neighbour, a passive contact, a
-//! dial, a probe, a request) and goes with it, so addresses are bounded by the views. Besides,
-//! the 64 addresses learnt last are remembered, for a node that comes back into the active
-//! view without giving its address: the end of a walk announcing a node that rejoins, the
-//! contact we (re)joined through.
+//! dial, a probe, a request) and goes with it, so addresses are bounded by the views. A dial's
+//! address (a passive contact, a walk's new node) becomes the address of the node reached
+//! there. Besides, the 64 addresses learnt last are remembered, for a node that comes back
+//! into the active view without one: the contact we (re)joined through, a NEIGHBOUR_REPLY or
+//! DISCONNECT that comes after its record went.
 
 use alloc::{
     collections::{BTreeMap, VecDeque},
@@ -98,6 +106,7 @@ use core::time::Duration;
 use rand_core::CryptoRng;
 
 use super::{MembershipConfig, obfuscation::random_delay};
+use crate::relay::rate::TokenBucket;
 use crate::{
     NodeId, NodeKey, Timestamp,
     wire::{Contact, ContactList, Membership, MessageId},
@@ -226,6 +235,9 @@ pub(crate) enum Out {
     ProbeOpened,
     /// A probe showed a cut: its contact is asked to be a neighbour (for the statistics).
     ProbeKept,
+    /// A dial another node's message asked for (a walk's end) was refused: over
+    /// `remote_dial_rate` (for the statistics).
+    DialRefused,
 }
 
 /// What a node knows of itself and of its caller, fixed at creation.
@@ -259,8 +271,14 @@ struct Dial<L> {
     /// `None` until the caller answers [`Out::Dial`].
     link: Option<L>,
     intent: Intent,
-    /// The address of a passive contact we dial: it stays the node's address through the
-    /// probe or the NEIGHBOUR request that follows, and as a neighbour.
+    /// The address we dial (a passive contact's, a walk's new node's): it stays the address
+    /// of the node reached there through the probe or the NEIGHBOUR request that follows, and
+    /// as a neighbour. Without it, a neighbour reached at a walk's end would have no address
+    /// unless one was learnt recently, and so could never be shuffled or demoted to the
+    /// passive view. A join contact's is not kept (`None`): everyone's bootstrap would spread
+    /// through the shuffles into every passive view and draw refills and probes to itself (in
+    /// the simulator, 30 nodes all broadcasting at once: rmr 0.5 to 1.2); it is known only if
+    /// learnt otherwise.
     addr: Option<String>,
 }
 
@@ -293,8 +311,8 @@ pub(crate) struct State<L> {
     /// one per link (`local.max_dials`); an entry goes with the answer or the link.
     asked: BTreeMap<NodeKey, String>,
     /// The addresses learnt last (from JOIN, NEIGHBOUR, the passive view), most recent at the
-    /// back, at most [`RECENT_ADDRS`]: a node that comes back into the active view without
-    /// giving its address (at a walk's end, as our join contact) takes it from here.
+    /// back, at most [`RECENT_ADDRS`]: a node met again without an address in any record (our
+    /// join contact, say) takes it from here.
     recent: VecDeque<(NodeKey, String)>,
     next_dial: u64,
     /// Addresses we joined through, for a last-resort rejoin (at most [`MAX_JOIN_CONTACTS`]).
@@ -307,6 +325,8 @@ pub(crate) struct State<L> {
     probed_by: BTreeMap<NodeKey, L>,
     /// When a high-priority NEIGHBOUR last forced its way into the full active view.
     forced_at: Option<Timestamp>,
+    /// Dials other nodes' messages may still make us open (`remote_dial_rate`).
+    remote_dials: TokenBucket,
     /// Deadlines: the next shuffle, the next refill (while the active view is short).
     next_shuffle: Timestamp,
     refill_at: Timestamp,
@@ -346,6 +366,7 @@ impl<L: Copy + Eq> State<L> {
             probe: None,
             probed_by: BTreeMap::new(),
             forced_at: None,
+            remote_dials: TokenBucket::full(&cfg.remote_dial_rate, now),
             next_shuffle: now.saturating_add(cfg.shuffle_interval),
             refill_at: now,
             refill_backoff: REFILL_BASE,
@@ -408,6 +429,7 @@ impl<L: Copy + Eq> State<L> {
                 id,
                 link: Some(link),
                 intent: Intent::Join,
+                // Not its address: see `Dial::addr`.
                 addr: None,
             });
         }
@@ -549,7 +571,7 @@ impl<L: Copy + Eq> State<L> {
                 }
             }
             Membership::ForwardJoin { node, addr, ttl } => {
-                self.on_forward_join(rng, key, node, addr, ttl);
+                self.on_forward_join(now, rng, key, node, addr, ttl);
             }
             Membership::Neighbour {
                 addr,
@@ -668,9 +690,9 @@ impl<L: Copy + Eq> State<L> {
         self.out.push(Out::Close { peer, reason });
     }
 
-    /// Asks the caller to dial `addr` (unless it is empty, or too many dials are in flight);
-    /// `contact` when it is a passive contact's (its address goes with the dial).
-    fn dial(&mut self, addr: &str, intent: Intent, contact: bool) {
+    /// Asks the caller to dial `addr` (unless it is empty, or too many dials are in flight).
+    /// The address goes with the dial: it is where the node that answers was reached.
+    fn dial(&mut self, addr: &str, intent: Intent) {
         if addr.is_empty() || self.dials.len() >= self.local.max_dials {
             return;
         }
@@ -679,7 +701,7 @@ impl<L: Copy + Eq> State<L> {
             id,
             link: None,
             intent,
-            addr: contact.then(|| String::from(addr)),
+            addr: Some(String::from(addr)),
         });
         self.out.push(Out::Dial {
             dial: id,
@@ -688,9 +710,11 @@ impl<L: Copy + Eq> State<L> {
         });
     }
 
-    /// A FORWARD_JOIN walk for `node` reached us from `from`.
+    /// A FORWARD_JOIN walk for `node` reached us from `from`. Where it ends, the new node is
+    /// dialled, within `remote_dial_rate`.
     fn on_forward_join<R: CryptoRng + ?Sized>(
         &mut self,
+        now: Timestamp,
         rng: &mut R,
         from: NodeKey,
         node: NodeId,
@@ -704,7 +728,7 @@ impl<L: Copy + Eq> State<L> {
         if ttl == 0 || self.active.len() <= 1 {
             // The walk ends here: the new node gets a place in our active view.
             if !known {
-                self.dial(addr, Intent::Neighbour { high: true }, false);
+                self.remote_dial(now, addr);
             }
             return;
         }
@@ -726,9 +750,23 @@ impl<L: Copy + Eq> State<L> {
                 };
                 self.send(to, message);
             }
-            None if !known => self.dial(addr, Intent::Neighbour { high: true }, false),
+            None if !known => self.remote_dial(now, addr),
             None => {}
         }
+    }
+
+    /// Dials `addr` at another node's request (a walk's end: NEIGHBOUR with high priority),
+    /// if `remote_dial_rate` allows; a refusal is reported ([`Out::DialRefused`]). Dials
+    /// that could not be made anyway (no address, too many in flight) take no token.
+    fn remote_dial(&mut self, now: Timestamp, addr: &str) {
+        if addr.is_empty() || self.dials.len() >= self.local.max_dials {
+            return;
+        }
+        if !self.remote_dials.take(&self.cfg.remote_dial_rate, now) {
+            self.out.push(Out::DialRefused);
+            return;
+        }
+        self.dial(addr, Intent::Neighbour { high: true });
     }
 
     /// Remembers the address of `key`, a passive contact we are asking to be a neighbour.
@@ -985,7 +1023,7 @@ impl<L: Copy + Eq> State<L> {
             let addr = self.join_contacts[i].clone();
             self.refill_at = now.saturating_add(self.refill_backoff);
             self.refill_backoff = self.refill_backoff.saturating_mul(2).min(REFILL_MAX);
-            self.dial(&addr, Intent::Join, false);
+            self.dial(&addr, Intent::Join);
             return;
         }
         self.refill_at = now.saturating_add(self.refill_backoff);
@@ -1000,7 +1038,7 @@ impl<L: Copy + Eq> State<L> {
         };
         if let Some((_, addr)) = self.passive.remove(&k) {
             self.learn(k, &addr);
-            self.dial(&addr, intent, true);
+            self.dial(&addr, intent);
         }
     }
 }

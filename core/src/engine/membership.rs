@@ -180,6 +180,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
                 Out::ProbeOpened => self.stats.probes += 1,
                 Out::ProbeKept => self.stats.probes_kept += 1,
+                Out::DialRefused => self.stats.remote_dials_refused += 1,
             }
         }
     }

@@ -123,6 +123,11 @@ pub struct TreeConfig {
     /// Broadcasts kept to answer grafts; also the most broadcasts remembered as announced but
     /// missing.
     pub cache: usize,
+    /// Payload bytes the cache may hold, whatever its count: `cache` broadcasts of the
+    /// largest payload (64 KiB) would be 256 MiB. The oldest go first; a payload larger than
+    /// this is not cached at all. Default 16 MiB (256 of the largest broadcasts; many
+    /// thousands of small ones, so `cache` is what binds for them).
+    pub cache_bytes: usize,
     /// How long a broadcast is kept for grafts.
     pub cache_ttl: Duration,
     /// Broadcasts younger than this are announced to a new neighbour.
@@ -143,6 +148,7 @@ impl Default for TreeConfig {
             shortcut_repeats: 3,
             shortcut_quiet: Duration::from_millis(500),
             cache: 4096,
+            cache_bytes: 16 << 20,
             cache_ttl: Duration::from_secs(30),
             catch_up: Duration::from_secs(30),
             catch_up_max: 64,
@@ -218,7 +224,13 @@ pub(crate) enum OutEvent {
 /// A broadcast kept to answer grafts and to tell new neighbours about.
 #[derive(Debug)]
 struct Cached {
+    /// The route as this node spreads it: the hop count is the one the next hop gets.
     route: Route,
+    /// The fewest hops an announcement showed it could reach us with, as the shortcut check
+    /// counts them (starts at `route.hops`; kept apart so `route` stays what is served).
+    shortest: u8,
+    /// The hop limit stopped it here: it was not spread, and is neither served nor announced.
+    stopped: bool,
     origin: Option<NodeId>,
     signature: Option<Signature>,
     payload: Vec<u8>,
@@ -252,12 +264,14 @@ const MAX_ANNOUNCERS: usize = 8;
 #[derive(Debug)]
 pub(crate) struct PlumTree {
     cfg: TreeConfig,
-    /// Neighbours whose links are in the tree. Forgotten with the neighbour's path; a grafted
-    /// announcer whose path went meanwhile may linger (the engine looks at live ones only).
+    /// Neighbours whose links are in the tree, forgotten with the neighbour's path (only live
+    /// ones are taken in: grafts pass over announcers whose path has gone).
     eager: BTreeSet<NodeKey>,
     /// Duplicates per neighbour, net of first copies (forgotten with the neighbour's path).
     strikes: BTreeMap<NodeKey, u8>,
     cache: BTreeMap<MessageId, Cached>,
+    /// Payload bytes in `cache` (at most `cfg.cache_bytes`).
+    cached_bytes: usize,
     /// Cached broadcasts by arrival, oldest first.
     order: VecDeque<(Timestamp, MessageId)>,
     /// Announced but not received; at most `cfg.cache` entries.
@@ -284,6 +298,7 @@ impl PlumTree {
             eager: BTreeSet::new(),
             strikes: BTreeMap::new(),
             cache: BTreeMap::new(),
+            cached_bytes: 0,
             order: VecDeque::new(),
             missing: BTreeMap::new(),
             deadlines: BTreeSet::new(),
@@ -323,14 +338,14 @@ impl PlumTree {
         self.eager.iter()
     }
 
-    /// Cached broadcast `id` as it is served to a graft ([`OutEvent::Serve`]): one hop
-    /// further than the cached route's count.
+    /// Cached broadcast `id` as it is served to a graft ([`OutEvent::Serve`]). The cache
+    /// holds the route as this node spreads it, its hop count already raised for the next hop
+    /// (see [`handle_broadcast`](Self::handle_broadcast)), so it is served as cached. A
+    /// broadcast the hop limit stopped here is not served: one hop more would exceed it.
     pub fn served(&self, id: &MessageId) -> Option<Broadcast<'_>> {
-        let c = self.cache.get(id)?;
-        let mut route = c.route;
-        route.hops = route.hops.saturating_add(1);
+        let c = self.cache.get(id).filter(|c| !c.stopped)?;
         Some(Broadcast {
-            route,
+            route: c.route,
             origin: c.origin,
             payload: &c.payload,
             signature: c.signature,
@@ -354,7 +369,7 @@ impl PlumTree {
         rng: &mut impl Rng,
     ) {
         let has_eager = self.has_eager(neighbours);
-        self.remember(now, b, from);
+        self.remember(now, b, from, false);
         let eligible = || neighbours.iter().filter(|n| !n.probe).map(|n| n.key);
         let count = eligible().count();
         if from.is_none() && !has_eager && count > 0 {
@@ -368,6 +383,14 @@ impl PlumTree {
                 self.announce(to, b.route.id, b.route.hops);
             }
         }
+    }
+
+    /// The first copy of a broadcast, received from `from`, that the hop limit keeps from
+    /// going further (`b` carries the hop count it would go on with). It is not spread, but it
+    /// is no longer missing: cached, so no graft goes out for it and a later copy counts as a
+    /// duplicate. It is neither served to grafts nor announced to new neighbours.
+    pub fn handle_stopped(&mut self, now: Timestamp, b: &Broadcast<'_>, from: NodeKey) {
+        self.remember(now, b, Some(from), true);
     }
 
     /// The first copy of broadcast `id` came from `from`: its link is (now) in the tree, and
@@ -476,7 +499,7 @@ impl PlumTree {
     /// served if still cached.
     pub fn handle_graft(&mut self, from: Neighbour, id: &MessageId) {
         self.adopt(from);
-        if self.cache.contains_key(id) {
+        if self.cache.get(id).is_some_and(|c| !c.stopped) {
             self.out.push_back(OutEvent::Serve {
                 to: from.key,
                 id: *id,
@@ -496,7 +519,7 @@ impl PlumTree {
 
     /// A new link to `key` is up: announce the broadcasts of the catch-up window, newest first.
     pub fn handle_neighbour_up(&mut self, now: Timestamp, key: NodeKey) {
-        self.expire(now);
+        self.expire(now, 0);
         let window = self.cfg.catch_up;
         let recent: Vec<(MessageId, u8)> = self
             .order
@@ -504,7 +527,10 @@ impl PlumTree {
             .rev()
             .take_while(|(t, _)| now.saturating_duration_since(*t) < window)
             .take(self.cfg.catch_up_max)
-            .filter_map(|(_, id)| Some((*id, self.cache.get(id)?.route.hops)))
+            .filter_map(|(_, id)| {
+                let c = self.cache.get(id).filter(|c| !c.stopped)?;
+                Some((*id, c.route.hops))
+            })
             .collect();
         for (id, hops) in recent {
             self.announce(key, id, hops);
@@ -570,14 +596,13 @@ impl PlumTree {
     }
 
     /// Grafts, for each missing broadcast whose timer has expired (in id order), its next
-    /// announcer, and sets the retry timer. Probe links are grafted last: a broadcast only a
-    /// probe has waits for the probe's verdict.
+    /// announcer, and sets the retry timer. Announcers whose path has gone are passed over
+    /// (and forgotten): a graft to them could not be sent, and would take into the tree a
+    /// link that is not there, to come back as a tree link if the node reconnects. Probe
+    /// links are grafted last: a broadcast only a probe has waits for the probe's verdict.
     fn graft_due(&mut self, now: Timestamp, neighbours: &[Neighbour]) {
-        let is_probe = |k: &NodeKey| {
-            neighbours
-                .binary_search_by_key(k, |n| n.key)
-                .is_ok_and(|i| neighbours[i].probe)
-        };
+        let find = |k: &NodeKey| neighbours.binary_search_by_key(k, |n| n.key).ok();
+        let is_probe = |k: &NodeKey| find(k).is_some_and(|i| neighbours[i].probe);
         let mut due: Vec<MessageId> = self
             .deadlines
             .range(..=(now, MessageId([0xff; 16])))
@@ -586,9 +611,10 @@ impl PlumTree {
         due.sort_unstable();
         let retry = self.cfg.graft_retry;
         for id in due {
-            let Some(m) = self.missing.get(&id) else {
+            let Some(m) = self.missing.get_mut(&id) else {
                 continue;
             };
+            m.announcers.retain(|k| find(k).is_some());
             if m.announcers.is_empty() {
                 self.forget_missing(&id);
                 continue;
@@ -634,13 +660,13 @@ impl PlumTree {
             return;
         }
         if !self.eager.contains(&parent)
-            || c.route.hops < hops.saturating_add(threshold)
+            || c.shortest < hops.saturating_add(threshold)
             || now.saturating_duration_since(c.received) > slack
         {
             return;
         }
         // Counted once per broadcast: a second IHAVE for it saves nothing over this one.
-        c.route.hops = hops;
+        c.shortest = hops;
         let count = match self.candidate {
             Some((k, n)) if k == from => n + 1,
             _ => 1,
@@ -657,26 +683,39 @@ impl PlumTree {
         self.out.push_back(OutEvent::Prune { to: parent });
     }
 
-    /// Drops cached broadcasts past `cache_ttl`, or beyond `cache` entries.
-    fn expire(&mut self, now: Timestamp) {
+    /// Drops cached broadcasts past `cache_ttl`, or beyond `cache` entries, oldest first,
+    /// until `room` more payload bytes fit within `cache_bytes`.
+    fn expire(&mut self, now: Timestamp, room: usize) {
         while let Some((t, id)) = self.order.front().copied() {
             if self.order.len() < self.cfg.cache
+                && self.cached_bytes.saturating_add(room) <= self.cfg.cache_bytes
                 && now.saturating_duration_since(t) < self.cfg.cache_ttl
             {
                 break;
             }
             self.order.pop_front();
-            self.cache.remove(&id);
+            if let Some(c) = self.cache.remove(&id) {
+                self.cached_bytes -= c.payload.len();
+            }
         }
     }
 
-    /// Caches a broadcast to spread (no longer missing), received from `parent`.
-    fn remember(&mut self, now: Timestamp, b: &Broadcast<'_>, parent: Option<NodeKey>) {
-        self.expire(now);
+    /// Caches a broadcast (no longer missing), received from `parent`; `stopped` if the hop
+    /// limit keeps it from being spread.
+    fn remember(
+        &mut self,
+        now: Timestamp,
+        b: &Broadcast<'_>,
+        parent: Option<NodeKey>,
+        stopped: bool,
+    ) {
+        let size = b.payload.len();
         let grafted = self
             .forget_missing(&b.route.id)
             .and_then(|m| Some((m.first_announced, m.grafted?)));
-        if self.cfg.cache == 0 || self.cache.contains_key(&b.route.id) {
+        let fits = self.cfg.cache > 0 && size <= self.cfg.cache_bytes;
+        self.expire(now, if fits { size } else { 0 });
+        if !fits || self.cache.contains_key(&b.route.id) {
             return;
         }
         let alone = self
@@ -684,10 +723,13 @@ impl PlumTree {
             .back()
             .is_none_or(|(t, _)| now.saturating_duration_since(*t) >= self.cfg.shortcut_quiet);
         self.order.push_back((now, b.route.id));
+        self.cached_bytes += size;
         self.cache.insert(
             b.route.id,
             Cached {
                 route: b.route,
+                shortest: b.route.hops,
+                stopped,
                 origin: b.origin,
                 signature: b.signature,
                 payload: b.payload.to_vec(),

@@ -110,6 +110,9 @@ pub struct Stats {
     pub probes: u64,
     /// Probes that found a cut and became neighbours.
     pub probes_kept: u64,
+    /// Dials other nodes' messages asked for (a FORWARD_JOIN walk ending here) that were
+    /// refused: beyond `MembershipConfig::remote_dial_rate`.
+    pub remote_dials_refused: u64,
     /// Sum of one-way latencies of delivered messages (ms), for the average.
     pub latency_sum_ms: u64,
     /// Number of latency samples.

@@ -66,6 +66,8 @@ pub(crate) struct PendingStem {
     pub payload: Vec<u8>,
     /// A copy (or an announcement) came back: the diffusion is under way.
     pub returned: bool,
+    /// A full copy came back and, with the broadcast tree, was passed on along it.
+    pub back: bool,
 }
 
 impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
@@ -110,6 +112,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 route: b.route,
                 payload: b.payload.to_vec(),
                 returned: false,
+                back: false,
             },
         );
         self.timers.arm(Timer::Stem(b.route.id), deadline);
@@ -152,16 +155,37 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
     }
 
     /// A copy of `id` came back (or was announced). Returns whether `id` is an own broadcast
-    /// still in its fail-safe window: its copies are not duplicates in the tree's sense (the
-    /// origin had it before the diffusion started), so they must not prune tree links.
+    /// in its fail-safe window whose diffused copy has not come back yet: such copies are not
+    /// duplicates in the tree's sense (the origin had it before the diffusion started), so
+    /// they must not prune tree links.
     pub(crate) fn stem_returned(&mut self, id: &MessageId) -> bool {
         match self.stems.get_mut(id) {
             Some(s) => {
                 s.returned = true;
-                true
+                !s.back
             }
             None => false,
         }
+    }
+
+    /// Whether `id` is an own broadcast, diffused by another node, that the broadcast tree
+    /// still awaits here: the origin is a node of the tree like any other, which its
+    /// neighbours may count on for the broadcast, so it takes the diffused copy (grafting it
+    /// if it is only announced) and passes it on along the tree.
+    pub(crate) fn stem_awaited(&self, id: &MessageId) -> bool {
+        self.tree.is_some() && self.stems.get(id).is_some_and(|s| !s.back)
+    }
+
+    /// The diffused copy of an own stem broadcast came back from `from` (see
+    /// [`stem_awaited`](Self::stem_awaited)): the first copy in the tree's sense. It was
+    /// delivered when it was sent, so it is only passed on, as any node passes on a first copy:
+    /// the origin's neighbours cannot tell it from one.
+    pub(crate) fn stem_back(&mut self, now: Timestamp, from: NodeKey, b: &Broadcast<'_>) {
+        if let Some(s) = self.stems.get_mut(&b.route.id) {
+            s.returned = true;
+            s.back = true;
+        }
+        self.forward_first_copy(now, from, b);
     }
 
     /// Fail-safes: own stem messages that never came back are spread by their origin.

@@ -161,6 +161,16 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.tree_outputs(now, Some((b, class)))
     }
 
+    /// The first copy of a broadcast came from `from` at the hop limit, so it goes no further
+    /// (`b` carries the hop count it would have gone on with): the tree records it as
+    /// received, so it is not grafted later.
+    pub(crate) fn tree_stopped(&mut self, now: Timestamp, b: &Broadcast<'_>, from: NodeKey) {
+        if let Some(tree) = self.tree.as_mut() {
+            tree.handle_stopped(now, b, from);
+            self.tree_outputs(now, None);
+        }
+    }
+
     /// A duplicate of `id` arrived from `from`: the tree may prune a link.
     pub(crate) fn tree_duplicate(&mut self, now: Timestamp, from: NodeKey, id: &MessageId) {
         let Some(tree) = self.tree.as_mut() else {
@@ -189,10 +199,12 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 // The neighbours matter only for broadcasts not seen: found at the first.
                 let mut neighbours = None;
                 for (id, hops) in entries.announcements() {
-                    let seen = self.seen.get(&id).is_some();
+                    let mut seen = self.seen.get(&id).is_some();
                     if seen {
                         // An own broadcast sent into its stem is announced back: it got out.
                         let _ = self.stem_returned(&id);
+                        // Until its copy is back, the tree takes it as missing.
+                        seen = !self.stem_awaited(&id);
                     }
                     if !seen && neighbours.is_none() {
                         neighbours = Some(self.tree_neighbours());

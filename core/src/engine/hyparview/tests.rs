@@ -833,3 +833,80 @@ fn finding_10_high_priority_requests_force_their_way_in_at_most_once_per_shuffle
     );
     assert!(n.s.active().any(|k| k == id.key()));
 }
+
+#[test]
+fn a_neighbour_reached_at_a_walks_end_keeps_the_address_it_was_dialled_at() {
+    // A walk for node 9, never seen before, ends here: we dial it, it accepts.
+    let mut n = Node::new(18);
+    let l1 = n.neighbour(1);
+    let a = addr(9);
+    let out = n.msg(
+        l1,
+        node(1),
+        Membership::ForwardJoin {
+            node: node(9),
+            addr: &a,
+            ttl: 0,
+        },
+    );
+    let (link, ..) = n.answer(&out)[0].clone();
+    n.s.handle_link_up(n.now, &mut n.rng, &[], link, node(9));
+    n.out();
+    n.s.recent.clear(); // nothing learnt recently: the dial alone must tell the address
+    n.msg(link, node(9), Membership::NeighbourReply { accepted: true });
+    assert_eq!(n.s.active[&key(9)].addr, Some(addr(9)));
+    // So it can be shuffled and demoted.
+    n.msg(link, node(9), Membership::Disconnect);
+    assert!(n.in_passive(9));
+}
+
+#[test]
+fn finding_10_join_and_forward_join_cannot_make_a_node_dial_at_will() {
+    let cfg = MembershipConfig::default();
+    let rate = cfg.remote_dial_rate;
+    let mut n = Node::new(20);
+    // One neighbour: every walk ends here. It is hostile, and names a fresh address in each
+    // FORWARD_JOIN; no dial can be opened, so dials in flight never reach the link cap.
+    let l1 = n.neighbour(1);
+    n.learn(2);
+    let walk = |n: &mut Node, i: u64| {
+        let a = addr(i);
+        let fj = Membership::ForwardJoin {
+            node: node(i),
+            addr: &a,
+            ttl: 0,
+        };
+        let out = n.msg(l1, node(1), fj);
+        for o in &out {
+            if let Out::Dial { dial, .. } = o {
+                n.s.dialled(*dial, None);
+            }
+        }
+        out
+    };
+    let (mut dialled, mut refused) = (0, 0);
+    for i in 100..140u64 {
+        let out = walk(&mut n, i);
+        dialled += dials(&out).len();
+        refused += out.iter().filter(|o| **o == Out::DialRefused).count();
+    }
+    assert_eq!(dialled, rate.burst as usize, "a burst, then the rate");
+    assert_eq!(refused, 40 - rate.burst as usize, "every refusal reported");
+    // A second later, the rate's worth more.
+    n.now = n.now.saturating_add(Duration::from_secs(1));
+    let more: usize = (140..160u64).map(|i| dials(&walk(&mut n, i)).len()).sum();
+    assert_eq!(more, rate.per_second as usize);
+
+    // JOIN makes the contact dial nothing itself: it forwards walks, each limited where it ends.
+    let joiner = node(7);
+    let lj = n.inbound(joiner);
+    let a = addr(7);
+    let out = n.msg(lj, joiner, Membership::Join { addr: &a });
+    assert!(dials(&out).is_empty());
+
+    // The node's own dials are not limited: with the bucket empty, a lost neighbour is
+    // replaced from the passive view at once.
+    let out = n.lost(l1, Some(node(1)));
+    let out = [out, n.lost(lj, Some(joiner))].concat();
+    assert_eq!(dials(&out).len(), 1, "{out:?}");
+}

@@ -491,3 +491,89 @@ fn announcements_are_batched_per_neighbour_and_leave_after_the_other_events() {
     tree.handle_neighbour_down(&key(2));
     assert!(drain(&mut tree).is_empty());
 }
+
+#[test]
+fn a_graft_is_served_with_the_hop_count_it_was_announced_with() {
+    let mut tree = with_parent(TreeConfig::default(), 1);
+    // Came at hop 2, spread at 3: neighbour 2 is told hop 3, and must get hop 3.
+    receive(&mut tree, T0, 1, 1, 3, &[1, 2]);
+    assert_eq!(ihaves(&drain(&mut tree)), vec![(key(2), vec![(id(1), 3)])]);
+    tree.handle_graft(peer(2), &id(1));
+    drain(&mut tree);
+    assert_eq!(tree.served(&id(1)).map(|b| b.route.hops), Some(3));
+}
+
+#[test]
+fn a_broadcast_stopped_by_the_hop_limit_is_not_grafted_later() {
+    let mut tree = with_parent(TreeConfig::default(), 1);
+    let n = live(&[1, 2]);
+    // Announced by 2 first, then the tree copy comes at the hop limit: not spread.
+    tree.handle_ihave(T0, peer(2), id(5), 32, false, &n);
+    drain(&mut tree);
+    assert!(tree.poll_timeout().is_some());
+    tree.handle_first_copy(at(10), peer(1), &id(5));
+    tree.handle_stopped(at(10), &broadcast(5, 33), key(1));
+    assert!(drain(&mut tree).is_empty(), "nothing is spread");
+    assert_eq!(tree.poll_timeout(), None);
+    tree.handle_timeout(at(2000), &n);
+    assert!(drain(&mut tree).is_empty(), "no graft for what came");
+    // Neither announced to a new neighbour nor served: one hop more would exceed the limit.
+    tree.handle_neighbour_up(at(2000), key(3));
+    assert!(drain(&mut tree).is_empty());
+    tree.handle_graft(peer(2), &id(5));
+    assert!(drain(&mut tree).is_empty());
+    assert!(tree.served(&id(5)).is_none());
+}
+
+#[test]
+fn a_graft_passes_over_an_announcer_whose_path_has_gone() {
+    let mut tree = with_parent(TreeConfig::default(), 1);
+    tree.handle_ihave(T0, peer(2), id(5), 3, false, &live(&[1, 2]));
+    tree.handle_ihave(T0, peer(3), id(5), 3, false, &live(&[1, 2, 3]));
+    drain(&mut tree);
+    tree.handle_neighbour_down(&key(2));
+    let later = at(1000);
+    tree.handle_timeout(later, &live(&[1, 3]));
+    assert_eq!(
+        drain(&mut tree),
+        vec![OutEvent::Graft {
+            to: key(3),
+            id: id(5)
+        }]
+    );
+    // 3 goes too: nobody left to graft, and 2 never re-enters the tree.
+    tree.handle_neighbour_down(&key(3));
+    tree.handle_timeout(at(2000), &live(&[1]));
+    assert!(drain(&mut tree).is_empty());
+    assert_eq!(tree.poll_timeout(), None);
+    assert_eq!(tree.eager().copied().collect::<Vec<_>>(), vec![key(1)]);
+}
+
+#[test]
+fn finding_12_the_tree_cache_is_capped_in_bytes() {
+    // The largest broadcasts, many more than fit in the default 16 MiB.
+    let big = vec![7u8; 64 << 10];
+    let cfg = TreeConfig::default();
+    let mut tree = with_parent(cfg, 1);
+    let count = 300u16;
+    for i in 0..count {
+        let mut b = broadcast(0, 2);
+        b.route.id = MessageId([0; 16]);
+        b.route.id.0[..2].copy_from_slice(&i.to_be_bytes());
+        b.payload = &big;
+        let now = at(u64::from(i));
+        tree.handle_first_copy(now, peer(1), &b.route.id);
+        tree.handle_broadcast(now, &b, Some(key(1)), &[key(1)], &live(&[1]), &mut rng());
+    }
+    let cached: Vec<u16> = (0..count)
+        .filter(|i| {
+            let mut id = MessageId([0; 16]);
+            id.0[..2].copy_from_slice(&i.to_be_bytes());
+            tree.served(&id).is_some()
+        })
+        .collect();
+    // 16 MiB of 64 KiB payloads: the newest 256, the oldest gone first.
+    assert_eq!(cached.len(), 256, "{} cached", cached.len());
+    assert_eq!(cached.first(), Some(&(count - 256)));
+    assert_eq!(cached.last(), Some(&(count - 1)));
+}
