@@ -10,7 +10,10 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
     task::Poll,
     time::Duration,
 };
@@ -24,7 +27,9 @@ use rand::rngs::StdRng;
 use whispurr_core::{
     Identity, NodeId, Timestamp,
     crypto::Ring,
-    relay::{ClientId, Relay, RelayAction, RelayConfig, RelayEvent, RelayStats},
+    relay::{
+        ClientId, RateLimit, Relay, RelayAction, RelayConfig, RelayEvent, RelayStats, TokenBucket,
+    },
 };
 
 use crate::{
@@ -46,6 +51,9 @@ pub struct SourceLimits {
     pub max_unregistered: usize,
     /// Time allowed for the WebSocket handshake. Default 5 s.
     pub ws_handshake: Duration,
+    /// New connections one address may open: a token bucket, checked before the relay
+    /// generates a key or runs a handshake for it. Default 20 per second, bursts of 40.
+    pub connect_rate: RateLimit,
 }
 
 impl Default for SourceLimits {
@@ -54,6 +62,10 @@ impl Default for SourceLimits {
             max_connections: 64,
             max_unregistered: 8,
             ws_handshake: Duration::from_secs(5),
+            connect_rate: RateLimit {
+                per_second: 20,
+                burst: 40,
+            },
         }
     }
 }
@@ -130,14 +142,18 @@ impl<R: Runtime> RelayBuilder<R> {
             wire: Arc::new(WireCounters::default()),
         };
         let sources = Arc::new(Mutex::new(HashMap::new()));
+        let refused = Arc::new(Refused::default());
         let (abort, reg) = AbortHandle::new_pair();
         let accept = accept_loop(
             self.runtime.clone(),
             listener,
             reporter.events.clone(),
-            sources,
-            self.limits,
-            self.path.map(Arc::<str>::from),
+            Listener {
+                sources,
+                limits: self.limits,
+                path: self.path.map(Arc::<str>::from),
+                refused: refused.clone(),
+            },
         );
         self.runtime.spawn(async move {
             let _ = Abortable::new(accept, reg).await;
@@ -156,6 +172,7 @@ impl<R: Runtime> RelayBuilder<R> {
             writers: Some(writers),
             writers_done,
             refused_unregistered: 0,
+            refused,
         };
         self.runtime.spawn(task.run());
         Ok(RelayServer {
@@ -181,6 +198,10 @@ pub struct RelayServerStats {
     pub relay: RelayStats,
     /// Connections refused because their source held `max_unregistered` unregistered ones.
     pub refused_unregistered: u64,
+    /// Connections refused because their source held `max_connections` already.
+    pub refused_connections: u64,
+    /// Connections refused because their source opened them faster than `connect_rate`.
+    pub refused_rate: u64,
 }
 
 enum RelayCommand {
@@ -250,14 +271,31 @@ impl Drop for SourceGuard {
 
 // The handshake check's error type is tungstenite's HTTP response, as its `Callback` wants.
 #[allow(clippy::result_large_err)]
+/// Most source addresses whose connect rate is remembered; past it the memory starts afresh
+/// (an attacker with that many addresses gains a burst each, no more).
+const MAX_RATE_SOURCES: usize = 4096;
+
+/// What the accept loop enforces, and where it counts refusals.
+struct Listener {
+    sources: Sources,
+    limits: SourceLimits,
+    path: Option<Arc<str>>,
+    refused: Arc<Refused>,
+}
+
 async fn accept_loop<R: Runtime>(
     rt: R,
     mut listener: R::Listener,
     events: mpsc::Sender<LinkEvent<ClientId, RelayIncoming>>,
-    sources: Sources,
-    limits: SourceLimits,
-    path: Option<Arc<str>>,
+    l: Listener,
 ) {
+    let Listener {
+        sources,
+        limits,
+        path,
+        refused,
+    } = l;
+    let mut rates: HashMap<IpAddr, TokenBucket> = HashMap::new();
     loop {
         let (tcp, from) = match R::accept(&mut listener).await {
             Ok(c) => c,
@@ -267,10 +305,23 @@ async fn accept_loop<R: Runtime>(
                 continue;
             }
         };
+        if rates.len() >= MAX_RATE_SOURCES && !rates.contains_key(&from.ip()) {
+            rates.clear();
+        }
+        let now = crate::now();
+        let bucket = rates
+            .entry(from.ip())
+            .or_insert_with(|| TokenBucket::full(&limits.connect_rate, now));
+        if !bucket.take(&limits.connect_rate, now) {
+            refused.rate.fetch_add(1, Relaxed);
+            tracing::debug!(%from, "source over its connect rate");
+            continue;
+        }
         let guard = {
             let mut s = sources.lock().unwrap_or_else(|p| p.into_inner());
             let n = s.entry(from.ip()).or_insert(0);
             if *n >= limits.max_connections {
+                refused.connections.fetch_add(1, Relaxed);
                 tracing::debug!(%from, "source over its connection cap");
                 continue;
             }
@@ -326,6 +377,14 @@ struct RelayTask<R: Runtime> {
     writers: Option<mpsc::Sender<()>>,
     writers_done: mpsc::Receiver<()>,
     refused_unregistered: u64,
+    refused: Arc<Refused>,
+}
+
+/// What the listener refused, counted for the stats.
+#[derive(Debug, Default)]
+struct Refused {
+    connections: AtomicU64,
+    rate: AtomicU64,
 }
 
 enum Wake {
@@ -360,6 +419,8 @@ impl<R: Runtime> RelayTask<R> {
                     let _ = tx.send(RelayServerStats {
                         relay: self.relay.stats().clone(),
                         refused_unregistered: self.refused_unregistered,
+                        refused_connections: self.refused.connections.load(Relaxed),
+                        refused_rate: self.refused.rate.load(Relaxed),
                     });
                 }
                 Wake::Command(Some(RelayCommand::Shutdown(tx))) => {

@@ -638,3 +638,70 @@ pub async fn direct_path_failure_falls_back_to_the_relay<R: Runtime>(rt: R) {
     }
     relay.shutdown().await.expect("relay shutdown");
 }
+
+/// Issue 11, finding 7 (the relay's half): idle sockets from one address cannot hold the
+/// relay. Ten WebSockets from 127.0.0.1 that never say a word: the connect rate admits nine,
+/// the per-source cap six at a time, the unregistered cap three; the relay holds three
+/// clients, and none once they go.
+pub async fn finding_07_relay_caps_idle_connections_per_source<R: Runtime>(rt: R) {
+    use whispurr_core::relay::RateLimit;
+    let relay = RelayBuilder::new(rt.clone())
+        .source_limits(crate::SourceLimits {
+            max_connections: 6,
+            max_unregistered: 3,
+            ws_handshake: Duration::from_secs(30),
+            // No refill: exactly nine connections pass the rate, whatever the timing.
+            connect_rate: RateLimit {
+                per_second: 0,
+                burst: 9,
+            },
+        })
+        .start()
+        .await
+        .expect("relay starts");
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        let request = crate::ws::WsHeaders::default()
+            .request(&relay.url())
+            .expect("url");
+        // Refused connections fail their handshake; the others are kept open and silent.
+        if let Some(Ok(ws)) = with_deadline(
+            &rt,
+            DEADLINE,
+            rt.ws_connect(request, crate::ws::ws_config()),
+        )
+        .await
+        {
+            held.push(ws);
+        }
+    }
+    let settled = with_deadline(&rt, DEADLINE, async {
+        loop {
+            let s = relay.stats().await.expect("stats");
+            if s.refused_rate + s.refused_connections + s.refused_unregistered == 7 {
+                return s;
+            }
+            rt.sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("seven connections refused");
+    assert_eq!(settled.refused_rate, 1);
+    assert_eq!(
+        settled.refused_connections + settled.refused_unregistered,
+        6
+    );
+    assert_eq!(settled.relay.clients, 3);
+    drop(held);
+    let emptied = with_deadline(&rt, DEADLINE, async {
+        while relay.stats().await.expect("stats").relay.clients > 0 {
+            rt.sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        emptied.is_some(),
+        "the relay kept clients whose sockets closed"
+    );
+    relay.shutdown().await.expect("relay shutdown");
+}

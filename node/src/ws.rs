@@ -14,7 +14,7 @@ pub const MAX_RECORD: usize = 65_535;
 
 /// The WebSocket settings of every whispurr socket: messages and frames bounded by
 /// [`MAX_RECORD`], and a write buffer of a few records (the engine holds the real queue).
-pub(crate) fn ws_config() -> WebSocketConfig {
+pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_RECORD))
         .max_frame_size(Some(MAX_RECORD))

@@ -54,3 +54,8 @@ async fn direct_path_failure_falls_back_to_the_relay() {
     logs();
     scenarios::direct_path_failure_falls_back_to_the_relay(Tokio).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_07_relay_caps_idle_connections_per_source() {
+    scenarios::finding_07_relay_caps_idle_connections_per_source(Tokio).await;
+}
