@@ -812,3 +812,62 @@ fn every_anonymous_broadcast_reaches_every_node_once_whatever_its_stem() {
         );
     }
 }
+
+/// Advances the clock by `step`, fires the timers that are due, and moves one round of
+/// records (not to quiescence: what is sent next lands amid what is in flight).
+fn tick(net: &mut Net, step: Duration) {
+    net.now = net.now.saturating_add(step);
+    let now = net.now;
+    for node in &mut net.nodes {
+        if node.poll_timeout().is_some_and(|t| t <= now) {
+            node.handle_timeout(now);
+        }
+    }
+    if net.relay.poll_timeout().is_some_and(|t| t <= now) {
+        net.relay.handle_timeout(now);
+    }
+    net.step();
+}
+
+/// Two nodes meeting at the relay at the same moment, each looking its namespace up again at
+/// every step (so a FOUND naming the other lands while a handshake is being answered): they
+/// must meet once and stay met. Before commit 7e4342a, a FOUND arriving while the larger key
+/// answered the smaller's handshake made it open a tunnel of its own, which restarted the
+/// peer's ("Replaced"), and the two never met.
+#[test]
+fn nodes_meeting_at_the_relay_at_once_meet_once_despite_repeated_lookups() {
+    let mut net = Net::new(2, |_| Config {
+        lookup_interval: Duration::from_millis(1),
+        ..Config::default()
+    });
+    for i in 0..2 {
+        let now = net.now;
+        net.nodes[i].add_relay(now, "relay").unwrap();
+    }
+    for _ in 0..100 {
+        tick(&mut net, Duration::from_millis(1));
+    }
+    net.run_for(5 * SEC, MS100);
+    for i in 0..2 {
+        let ev = net.take(i);
+        let other = net.key(1 - i);
+        assert_eq!(net.nodes[i].stats().peers, 1, "node {i}: {ev:?}");
+        assert_eq!(
+            count(&ev, |e| matches!(e, Event::PeerUp { .. })),
+            1,
+            "node {i}: {ev:?}"
+        );
+        assert_eq!(
+            count(&ev, |e| matches!(e, Event::PeerDown { .. })),
+            0,
+            "node {i}: {ev:?}"
+        );
+        assert!(
+            net.nodes[i]
+                .peer_status()
+                .iter()
+                .any(|p| *p.id.key() == other),
+            "node {i}"
+        );
+    }
+}
