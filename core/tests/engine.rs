@@ -858,7 +858,7 @@ fn no_message_is_lost_or_repeated_while_paths_switch() {
             if !broadcast {
                 continue;
             }
-            let auth = if (round as usize + i) % 2 == 0 {
+            let auth = if (round as usize + i).is_multiple_of(2) {
                 BroadcastAuth::Signed
             } else {
                 BroadcastAuth::Anonymous
