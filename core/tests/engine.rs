@@ -737,3 +737,221 @@ fn every_link_gets_its_heartbeat_from_the_timer_table() {
         assert!(relays.iter().all(|(_, q)| q.pings_sent >= 10), "{relays:?}");
     }
 }
+
+/// `n` WebRTC-capable nodes.
+fn webrtc_net(n: usize) -> Net {
+    use whispurr_core::{crypto::link::LinkConfig, engine::CAP_WEBRTC};
+    Net::new(n, |_| Config {
+        link: LinkConfig {
+            capabilities: CAP_WEBRTC,
+            ..LinkConfig::default()
+        },
+        ..Config::default()
+    })
+}
+
+/// Advances the clock by `step`, fires the timers that are due, and moves one round of
+/// records (not to quiescence: what is sent next lands amid what is in flight).
+fn tick(net: &mut Net, step: Duration) {
+    net.now = net.now.saturating_add(step);
+    let now = net.now;
+    for node in &mut net.nodes {
+        if node.poll_timeout().is_some_and(|t| t <= now) {
+            node.handle_timeout(now);
+        }
+    }
+    if net.relay.poll_timeout().is_some_and(|t| t <= now) {
+        net.relay.handle_timeout(now);
+    }
+    net.step();
+}
+
+/// Every node's peers are all on direct paths.
+fn all_direct(net: &Net) {
+    let n = net.nodes.len();
+    for (i, node) in net.nodes.iter().enumerate() {
+        let status = node.peer_status();
+        assert_eq!(status.len(), n - 1, "node {i}: {status:?}");
+        assert!(
+            status.iter().all(|p| p.path == PathKind::Direct),
+            "node {i}: {status:?}"
+        );
+    }
+}
+
+/// How many times each node got broadcast `id`.
+fn broadcast_counts(events: &[Vec<Event>], id: whispurr_core::wire::MessageId) -> Vec<usize> {
+    events
+        .iter()
+        .map(|ev| {
+            count(
+                ev,
+                |e| matches!(e, Event::Broadcast { id: b, .. } if *b == id),
+            )
+        })
+        .collect()
+}
+
+/// The demo's failure (step 4: an anonymous broadcast that reached nobody): five nodes, every
+/// pair on a direct WebRTC path, anonymous broadcasts from each (stems on, the default). Each
+/// must reach every node exactly once whichever way its stem goes, a stem that loops back to
+/// its origin included.
+#[test]
+fn every_anonymous_broadcast_reaches_every_node_once_whatever_its_stem() {
+    let n = 5;
+    let mut net = webrtc_net(n);
+    net.connect_all();
+    net.run_for(2 * SEC, MS100);
+    all_direct(&net);
+    for i in 0..n {
+        net.take(i);
+    }
+    let mut ids = Vec::new();
+    for round in 0..8u8 {
+        for i in 0..n {
+            let now = net.now;
+            let id = net.nodes[i]
+                .broadcast_with(now, &[round, i as u8], BroadcastAuth::Anonymous)
+                .unwrap();
+            ids.push((round, i, id));
+        }
+        net.settle();
+    }
+    // Past every fail-safe.
+    net.run_for(5 * SEC, MS100);
+    let events: Vec<Vec<Event>> = (0..n).map(|i| net.take(i)).collect();
+    for (round, i, id) in ids {
+        assert_eq!(
+            broadcast_counts(&events, id),
+            [1; 5],
+            "round {round}, from node {i}"
+        );
+    }
+}
+
+/// "When a path switches (relay tunnel ↔ WebRTC), no message is lost or delivered twice":
+/// whispers and broadcasts (signed and anonymous) sent every millisecond while the direct
+/// paths come up, then while they fail and traffic falls back to the tunnels.
+#[test]
+fn no_message_is_lost_or_repeated_while_paths_switch() {
+    let n = 4;
+    let mut net = webrtc_net(n);
+    net.connect_all();
+    assert!(net.nodes.iter().all(|node| {
+        node.peer_status()
+            .iter()
+            .all(|p| p.path == PathKind::Relayed)
+    }));
+    for i in 0..n {
+        net.take(i);
+    }
+    let mut whispers = Vec::new();
+    let mut broadcasts = Vec::new();
+    // Each node whispers to the next and, with `broadcast`, broadcasts.
+    let mut send = |net: &mut Net, round: u8, broadcast: bool| {
+        for i in 0..n {
+            let (now, to) = (net.now, net.key((i + 1) % n));
+            let w = net.nodes[i]
+                .whisper(now, to, None, &[round, i as u8])
+                .unwrap();
+            whispers.push(((i + 1) % n, w));
+            if !broadcast {
+                continue;
+            }
+            let auth = if (round as usize + i).is_multiple_of(2) {
+                BroadcastAuth::Signed
+            } else {
+                BroadcastAuth::Anonymous
+            };
+            let b = net.nodes[i]
+                .broadcast_with(now, &[round, i as u8], auth)
+                .unwrap();
+            broadcasts.push((round, i, auth, b));
+        }
+    };
+    // Tunnel → WebRTC.
+    for round in 0..40 {
+        send(&mut net, round, true);
+        tick(&mut net, Duration::from_millis(1));
+    }
+    net.run_for(5 * SEC, MS100);
+    all_direct(&net);
+    // WebRTC → tunnel: the direct links fail with traffic just sent on them.
+    for round in 40..44 {
+        send(&mut net, round, true);
+        tick(&mut net, Duration::from_millis(1));
+    }
+    // Whispers still queued on the direct links when they fail are sent again through the
+    // tunnels (unacknowledged). A broadcast queued on a failing link goes with it: the engine
+    // holds it sealed for that link only, and other neighbours' copies are its only cover.
+    send(&mut net, 44, false);
+    net.break_direct_links();
+    assert!(net.nodes.iter().all(|node| {
+        node.peer_status()
+            .iter()
+            .all(|p| p.path == PathKind::Relayed)
+    }));
+    for round in 45..50 {
+        send(&mut net, round, true);
+        tick(&mut net, Duration::from_millis(1));
+    }
+    net.run_for(10 * SEC, MS100);
+    let events: Vec<Vec<Event>> = (0..n).map(|i| net.take(i)).collect();
+    for (to, id) in whispers {
+        let got = count(
+            &events[to],
+            |e| matches!(e, Event::Whisper { id: w, .. } if *w == id),
+        );
+        assert_eq!(got, 1, "whisper {id:?} to node {to}");
+    }
+    for (round, i, auth, id) in broadcasts {
+        assert_eq!(
+            broadcast_counts(&events, id),
+            [1; 4],
+            "round {round}: {auth:?} from node {i}"
+        );
+    }
+}
+
+/// Two nodes meeting at the relay at the same moment, each looking its namespace up again at
+/// every step (so a FOUND naming the other lands while a handshake is being answered): they
+/// must meet once and stay met. Before commit 7e4342a, a FOUND arriving while the larger key
+/// answered the smaller's handshake made it open a tunnel of its own, which restarted the
+/// peer's ("Replaced"), and the two never met.
+#[test]
+fn nodes_meeting_at_the_relay_at_once_meet_once_despite_repeated_lookups() {
+    let mut net = Net::new(2, |_| Config {
+        lookup_interval: Duration::from_millis(1),
+        ..Config::default()
+    });
+    for i in 0..2 {
+        let now = net.now;
+        net.nodes[i].add_relay(now, "relay").unwrap();
+    }
+    for _ in 0..100 {
+        tick(&mut net, Duration::from_millis(1));
+    }
+    net.run_for(5 * SEC, MS100);
+    for i in 0..2 {
+        let ev = net.take(i);
+        let other = net.key(1 - i);
+        assert_eq!(net.nodes[i].stats().peers, 1, "node {i}: {ev:?}");
+        assert_eq!(
+            count(&ev, |e| matches!(e, Event::PeerUp { .. })),
+            1,
+            "node {i}: {ev:?}"
+        );
+        assert_eq!(
+            count(&ev, |e| matches!(e, Event::PeerDown { .. })),
+            0,
+            "node {i}: {ev:?}"
+        );
+        assert!(
+            net.nodes[i]
+                .peer_status()
+                .iter()
+                .any(|p| *p.id.key() == other),
+            "node {i}"
+        );
+    }
+}

@@ -668,3 +668,67 @@ fn finding_09_a_stem_node_relays_or_diffuses_like_an_origin() {
         "{relayed} relayed, {diffused} diffused"
     );
 }
+
+/// Finding 9, the loop home: a stem that comes back to its origin (origin → X → … → Y →
+/// origin, each stem relay holding it only as such) is diffused by the origin at once. It used
+/// to be taken for a copy of a message already seen: dropped, and the fail-safe, believing the
+/// diffusion under way, stood down; no node ever delivered the broadcast.
+#[test]
+fn finding_09_a_stem_that_loops_back_to_its_origin_is_diffused_there() {
+    use whispurr_core::{
+        engine::BroadcastAuth,
+        wire::{Frame, Limits, Message},
+    };
+    let decode = |frames: Vec<Vec<Vec<u8>>>| -> Vec<(usize, Vec<u8>, u8)> {
+        let mut copies = Vec::new();
+        for (p, frames) in frames.into_iter().enumerate() {
+            for f in frames {
+                if let Ok(Message::Broadcast(b)) =
+                    Frame::decode(&f, &Limits::default()).map(|f| f.message)
+                {
+                    copies.push((p, f.clone(), b.route.hops));
+                }
+            }
+        }
+        copies
+    };
+    let mut engine = common::net::node(1, Config::default());
+    let mut peers: Vec<_> = (0..4)
+        .map(|k| common::net::raw_peer(&mut engine, 10 + k))
+        .collect();
+    common::net::pump_peers(&mut engine, &mut peers);
+    while engine.poll_event().is_some() {}
+    let now = common::net::START;
+    engine
+        .broadcast_with(now, b"round trip", BroadcastAuth::Anonymous)
+        .unwrap();
+    let stem = decode(common::net::pump_peers(&mut engine, &mut peers));
+    assert!(
+        matches!(stem.as_slice(), [(_, _, 0)]),
+        "one stem copy: {stem:?}"
+    );
+    assert_eq!(delivered(&mut engine), [b"round trip".to_vec()]);
+    // The stem went round and comes back from another neighbour, still a stem.
+    let (first, frame, _) = stem[0].clone();
+    let back = (first + 1) % peers.len();
+    peers[back].1.queue_plaintext(&frame).unwrap();
+    let copies = decode(common::net::pump_peers(&mut engine, &mut peers));
+    let mut reached: Vec<usize> = copies.iter().map(|(p, _, _)| *p).collect();
+    reached.sort_unstable();
+    assert_eq!(
+        reached,
+        [0, 1, 2, 3],
+        "diffused to every neighbour: {copies:?}"
+    );
+    assert!(copies.iter().all(|(_, _, hops)| *hops == 1), "{copies:?}");
+    assert!(
+        delivered(&mut engine).is_empty(),
+        "delivered once, when sent"
+    );
+    // The diffusion is under way: the fail-safe has nothing left to do.
+    let later = now.saturating_add(Duration::from_secs(3));
+    engine.handle_timeout(later);
+    assert!(decode(common::net::pump_peers(&mut engine, &mut peers)).is_empty());
+    assert_eq!(engine.stats().stem_fail_safes, 0);
+    assert_eq!(engine.stats().stem_loops, 1);
+}

@@ -280,6 +280,9 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         from: NodeKey,
         b: Broadcast<'_>,
     ) {
+        if b.route.hops == 0 && b.origin.is_none() && self.stem_came_home(now, &b.route.id) {
+            return;
+        }
         let message = Message::Broadcast(b);
         let duplicate = self.seen.get(&b.route.id).is_some();
         if duplicate

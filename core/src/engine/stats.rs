@@ -79,6 +79,8 @@ pub struct Stats {
     /// Own anonymous broadcasts spread by their origin because no copy came back from the
     /// stem in time.
     pub stem_fail_safes: u64,
+    /// Own anonymous broadcasts whose stem looped back: diffused by their origin at once.
+    pub stem_loops: u64,
     /// Resonance messages changed on the way (failed authentication).
     pub dropped_tampered: u64,
     /// Links closed because of hostile or broken input.

@@ -14,7 +14,8 @@
 //!   them, is accepted, delivered and forwarded like any other; a stem that loops back, or finds
 //!   no other neighbour, is diffused at once;
 //! - the origin keeps the message for `fail_safe`; if no copy of it has come back by then (a
-//!   stem node dropped it), it spreads it itself.
+//!   stem node dropped it), it spreads it itself. A stem that loops back to its origin is not
+//!   such a copy (no node has delivered it): the origin diffuses it at once.
 //!
 //! What holds: the diffusing node's neighbours see an origin-like node that usually is not the
 //! origin; a stem node cannot tell whether its predecessor is the origin or another stem node
@@ -152,6 +153,35 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         self.deliver_broadcast(now, &fluffed);
         let (n, _) = self.spread(now, &fluffed, &[], Class::Forward);
         self.stats.messages_forwarded += n as u64;
+    }
+
+    /// A stem message (anonymous, hop count 0) for `id` reached us: if `id` is our own
+    /// broadcast still in its fail-safe window, the stem looped back to its origin through stem
+    /// relays that hold it only as such. It is diffused at once, as a stem relay diffuses a
+    /// loop: had it been taken for a copy, nobody would ever deliver it (the stem relays hold
+    /// it apart from their seen sets, our seen set takes it for a duplicate, and the fail-safe
+    /// would believe the diffusion under way). What is spread is our own copy, whatever came
+    /// in. Returns whether `id` was ours (the message is then handled).
+    pub(crate) fn stem_came_home(&mut self, now: Timestamp, id: &MessageId) -> bool {
+        let Some(s) = self.stems.get_mut(id) else {
+            return false;
+        };
+        if s.returned {
+            // Already diffusing: a stray stem copy.
+            return true;
+        }
+        s.returned = true;
+        let route = Route { hops: 1, ..s.route };
+        let payload = s.payload.clone();
+        self.stats.stem_loops += 1;
+        let b = Broadcast {
+            route,
+            origin: None,
+            payload: &payload,
+            signature: None,
+        };
+        self.spread(now, &b, &[], Class::Own);
+        true
     }
 
     /// A copy of `id` came back (or was announced). Returns whether `id` is an own broadcast
