@@ -269,8 +269,6 @@ impl Drop for SourceGuard {
     }
 }
 
-// The handshake check's error type is tungstenite's HTTP response, as its `Callback` wants.
-#[allow(clippy::result_large_err)]
 /// Most source addresses whose connect rate is remembered; past it the memory starts afresh
 /// (an attacker with that many addresses gains a burst each, no more).
 const MAX_RATE_SOURCES: usize = 4096;
@@ -283,6 +281,8 @@ struct Listener {
     refused: Arc<Refused>,
 }
 
+// The handshake check's error type is tungstenite's HTTP response, as its `Callback` wants.
+#[allow(clippy::result_large_err)]
 async fn accept_loop<R: Runtime>(
     rt: R,
     mut listener: R::Listener,
