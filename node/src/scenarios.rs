@@ -705,3 +705,69 @@ pub async fn finding_07_relay_caps_idle_connections_per_source<R: Runtime>(rt: R
     );
     relay.shutdown().await.expect("relay shutdown");
 }
+
+/// A node listening for direct WebSocket links and one dialling it, no relay at all: they
+/// meet over the direct link and whisper both ways on it.
+pub async fn direct_websocket_link<R: Runtime>(rt: R) {
+    let (a, mut ea) = NodeBuilder::new(rt.clone())
+        .listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .webrtc(None)
+        .start()
+        .await
+        .expect("listening node starts");
+    let addr = a.listen_addr().expect("listening");
+    let (b, mut eb) = NodeBuilder::new(rt.clone())
+        .peer(format!("ws://{addr}"))
+        .webrtc(None)
+        .start()
+        .await
+        .expect("dialling node starts");
+    for (events, other) in [(&mut ea, key(&b)), (&mut eb, key(&a))] {
+        expect(&rt, events, "the direct link", |e| {
+            matches!(e, Event::PeerUp { peer, path: PathKind::Direct } if *peer.key() == other)
+                .then_some(())
+        })
+        .await;
+    }
+    whisper_once(&rt, (&a, &mut ea), (&b, &mut eb), b"no relay needed").await;
+    whisper_once(&rt, (&b, &mut eb), (&a, &mut ea), b"indeed").await;
+    let stats = a.stats().await.expect("stats");
+    assert!(stats.websocket.records_sent > 0 && stats.websocket.records_received > 0);
+    assert_eq!(stats.relay.records_sent, 0);
+    a.shutdown().await.expect("shutdown");
+    b.shutdown().await.expect("shutdown");
+}
+
+/// A WebSocket message over the record limit closes the connection (relay side), and the
+/// relay keeps serving others.
+pub async fn oversize_websocket_message_closes_the_connection<R: Runtime>(rt: R) {
+    use futures::SinkExt;
+    let relay = relay(&rt).await;
+    let request = crate::ws::WsHeaders::default()
+        .request(&relay.url())
+        .expect("url");
+    let mut ws = rt
+        .ws_connect(request, crate::ws::ws_config())
+        .await
+        .expect("connects");
+    let big = vec![0u8; crate::ws::MAX_RECORD + 1];
+    // The relay may close before the whole frame is written; either way the stream ends.
+    let _ = ws.send(tungstenite::Message::Binary(big.into())).await;
+    let ended = with_deadline(&rt, DEADLINE, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    assert!(
+        ended.is_some(),
+        "the relay kept a connection that sent an oversize message"
+    );
+    let mut nodes = vec![
+        node(&rt, &relay.url(), None).await,
+        node(&rt, &relay.url(), None).await,
+    ];
+    meet(&rt, &mut nodes).await;
+    for (n, _) in &nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+    relay.shutdown().await.expect("relay shutdown");
+}

@@ -59,3 +59,13 @@ async fn direct_path_failure_falls_back_to_the_relay() {
 async fn finding_07_relay_caps_idle_connections_per_source() {
     scenarios::finding_07_relay_caps_idle_connections_per_source(Tokio).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_websocket_link() {
+    scenarios::direct_websocket_link(Tokio).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_websocket_message_closes_the_connection() {
+    scenarios::oversize_websocket_message_closes_the_connection(Tokio).await;
+}
