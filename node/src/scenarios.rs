@@ -239,10 +239,7 @@ pub async fn relay_and_three_nodes<R: Runtime>(rt: R) {
     let relay_stats = relay.stats().await.expect("relay stats");
     assert_eq!(relay_stats.relay.registered, 3);
 
-    for (n, _) in &nodes {
-        n.shutdown().await.expect("shutdown");
-    }
-    relay.shutdown().await.expect("relay shutdown");
+    shut_down(&nodes, relay).await;
 }
 
 /// Relay + three nodes; one is killed (no goodbye): the other two see it go down, and still
@@ -425,25 +422,21 @@ pub async fn broadcast_burst<R: Runtime>(rt: R, webrtc: Option<WebRtcConfig>, pe
             panic!("{e}\n{report}relay: {:?}", relay.stats().await);
         }
     }
-    for (n, _) in &nodes {
-        n.shutdown().await.expect("shutdown");
-    }
-    relay.shutdown().await.expect("relay shutdown");
+    shut_down(&nodes, relay).await;
 }
 
-/// Two nodes on a relay with WebRTC on: they meet through the relay, then their traffic moves
-/// to a real WebRTC data channel (the path is direct, records cross the data channel).
-pub async fn webrtc_upgrade<R: Runtime>(rt: R) {
-    let relay = relay(&rt).await;
+/// A relay and two nodes with WebRTC on, once each sees the other on the direct path.
+async fn direct_pair<R: Runtime>(rt: &R) -> (RelayServer, Vec<(Node, Events)>) {
+    let relay = relay(rt).await;
     let url = relay.url();
     let mut nodes = vec![
-        node(&rt, &url, Some(loopback_webrtc())).await,
-        node(&rt, &url, Some(loopback_webrtc())).await,
+        node(rt, &url, Some(loopback_webrtc())).await,
+        node(rt, &url, Some(loopback_webrtc())).await,
     ];
     for i in 0..2 {
         let other = key(&nodes[1 - i].0);
         expect(
-            &rt,
+            rt,
             &mut nodes[i].1,
             &format!("node {i}'s direct path"),
             |e| {
@@ -453,6 +446,21 @@ pub async fn webrtc_upgrade<R: Runtime>(rt: R) {
         )
         .await;
     }
+    (relay, nodes)
+}
+
+/// Shuts every node down, then the relay.
+async fn shut_down(nodes: &[(Node, Events)], relay: RelayServer) {
+    for (n, _) in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+    relay.shutdown().await.expect("relay shutdown");
+}
+
+/// Two nodes on a relay with WebRTC on: they meet through the relay, then their traffic moves
+/// to a real WebRTC data channel (the path is direct, records cross the data channel).
+pub async fn webrtc_upgrade<R: Runtime>(rt: R) {
+    let (relay, mut nodes) = direct_pair(&rt).await;
     let [(a, ea), (b, eb)] = &mut nodes[..] else {
         unreachable!()
     };
@@ -477,10 +485,7 @@ pub async fn webrtc_upgrade<R: Runtime>(rt: R) {
     let peers = a.peers().await.expect("peers");
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0].path, PathKind::Direct);
-    for (n, _) in &nodes {
-        n.shutdown().await.expect("shutdown");
-    }
-    relay.shutdown().await.expect("relay shutdown");
+    shut_down(&nodes, relay).await;
 }
 
 /// Whispers `text` from `a` to `b` and waits for it at `b` and for the acknowledgement at `a`;
@@ -528,10 +533,7 @@ pub async fn webrtc_off_stays_on_the_relay<R: Runtime>(rt: R) {
         assert_eq!(peers.len(), 1);
         assert_eq!(peers[0].path, PathKind::Relayed);
     }
-    for (n, _) in &nodes {
-        n.shutdown().await.expect("shutdown");
-    }
-    relay.shutdown().await.expect("relay shutdown");
+    shut_down(&nodes, relay).await;
 }
 
 /// WebRTC on at both ends but every attempt failing (timing out): the attempt fails and the
@@ -571,34 +573,13 @@ pub async fn webrtc_failing_stays_on_the_relay<R: Runtime>(rt: R) {
     let peers = a.peers().await.expect("peers");
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0].path, PathKind::Relayed);
-    for (n, _) in &nodes {
-        n.shutdown().await.expect("shutdown");
-    }
-    relay.shutdown().await.expect("relay shutdown");
+    shut_down(&nodes, relay).await;
 }
 
 /// A pair on WebRTC loses its data channel (as in a network failure): traffic falls back to
 /// the relay at once, and a whisper sent right after arrives exactly once.
 pub async fn direct_path_failure_falls_back_to_the_relay<R: Runtime>(rt: R) {
-    let relay = relay(&rt).await;
-    let url = relay.url();
-    let mut nodes = vec![
-        node(&rt, &url, Some(loopback_webrtc())).await,
-        node(&rt, &url, Some(loopback_webrtc())).await,
-    ];
-    for i in 0..2 {
-        let other = key(&nodes[1 - i].0);
-        expect(
-            &rt,
-            &mut nodes[i].1,
-            &format!("node {i}'s direct path"),
-            |e| {
-                matches!(e, Event::PeerUp { peer, path: PathKind::Direct } if *peer.key() == other)
-                    .then_some(())
-            },
-        )
-        .await;
-    }
+    let (relay, mut nodes) = direct_pair(&rt).await;
     let [(a, ea), (b, eb)] = &mut nodes[..] else {
         unreachable!()
     };
@@ -633,10 +614,7 @@ pub async fn direct_path_failure_falls_back_to_the_relay<R: Runtime>(rt: R) {
     })
     .await;
     assert!(seen.is_empty(), "a whisper arrived twice: {seen:?}");
-    for (n, _) in &nodes {
-        n.shutdown().await.expect("shutdown");
-    }
-    relay.shutdown().await.expect("relay shutdown");
+    shut_down(&nodes, relay).await;
 }
 
 /// Issue 11, finding 7 (the relay's half): idle sockets from one address cannot hold the
@@ -766,8 +744,5 @@ pub async fn oversize_websocket_message_closes_the_connection<R: Runtime>(rt: R)
         node(&rt, &relay.url(), None).await,
     ];
     meet(&rt, &mut nodes).await;
-    for (n, _) in &nodes {
-        n.shutdown().await.expect("shutdown");
-    }
-    relay.shutdown().await.expect("relay shutdown");
+    shut_down(&nodes, relay).await;
 }
