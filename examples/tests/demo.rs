@@ -26,3 +26,22 @@ fn the_demo_runs_every_step() {
     // The table has a header and a row per surviving node.
     assert_eq!(outcome.table.lines().count(), 5);
 }
+
+#[test]
+fn the_demo_runs_every_step_on_smol() {
+    // A plain thread: no tokio runtime exists anywhere in this test.
+    let outcome = smol::block_on(whispurr_examples::demo::run(whispurr_smol::Smol))
+        .unwrap_or_else(|e| panic!("the demo failed on smol: {e}"));
+    assert_eq!(outcome.met, 10);
+    assert_eq!(
+        outcome.steps,
+        [
+            "meet",
+            "whisper",
+            "broadcast",
+            "resonance",
+            "extensions",
+            "death"
+        ]
+    );
+}

@@ -23,8 +23,17 @@ use whispurr_node::{Node, NodeBuilder, RelayBuilder, runtime::Runtime, webrtc::W
     about = "Private peer-to-peer messaging over WebSocket and WebRTC"
 )]
 struct Cli {
+    /// The async runtime to run on.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Tokio, global = true)]
+    runtime: RuntimeKind,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RuntimeKind {
+    Tokio,
+    Smol,
 }
 
 #[derive(Subcommand)]
@@ -65,12 +74,15 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(run(whispurr_tokio::Tokio, cli.command))
+    match cli.runtime {
+        RuntimeKind::Tokio => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+            .block_on(run(whispurr_tokio::Tokio, cli.command)),
+        RuntimeKind::Smol => smol::block_on(run(whispurr_smol::Smol, cli.command)),
+    }
 }
 
 async fn run<R: Runtime>(rt: R, command: Command) -> ExitCode {
@@ -91,7 +103,14 @@ async fn run<R: Runtime>(rt: R, command: Command) -> ExitCode {
                 }
             };
             println!("relay {} listening on {}", relay.id(), relay.url());
-            let _ = tokio::signal::ctrl_c().await;
+            println!("close standard input (Ctrl-D) to stop it gracefully");
+            // Runtime-neutral: wait for standard input to close, on a thread of its own.
+            let (tx, rx) = futures::channel::oneshot::channel::<()>();
+            std::thread::spawn(move || {
+                for _ in std::io::stdin().lines() {}
+                let _ = tx.send(());
+            });
+            let _ = rx.await;
             let _ = relay.shutdown().await;
             ExitCode::SUCCESS
         }
