@@ -31,7 +31,8 @@ pub(crate) struct Command {
 }
 
 /// A handle on a running node. Cheap to clone; every clone talks to the same node. Dropping
-/// every handle does not stop the node: call [`shutdown`](Self::shutdown).
+/// the last handle shuts the node down as [`shutdown`](Self::shutdown) does (goodbyes, then
+/// the sockets close); [`Events`] then ends.
 #[derive(Clone, Debug)]
 pub struct Node {
     pub(crate) id: NodeId,
