@@ -1,5 +1,18 @@
-//! `whispurr demo` end to end: the embedded relay and five nodes over real sockets on
-//! 127.0.0.1 must go through every step.
+//! `whispurr demo` end to end, on tokio and on smol: the embedded relay and five nodes over
+//! real sockets on 127.0.0.1 must go through every step.
+
+use whispurr_examples::demo::{Outcome, run};
+
+fn check(outcome: Result<Outcome, String>) {
+    let outcome = outcome.unwrap_or_else(|e| panic!("the demo failed: {e}"));
+    assert_eq!(outcome.met, 10, "every pair of the five nodes meets");
+    assert_eq!(
+        outcome.steps,
+        ["meet", "whisper", "broadcast", "resonance", "extensions", "death"]
+    );
+    // The table has a header and a row per surviving node.
+    assert_eq!(outcome.table.lines().count(), 5);
+}
 
 #[test]
 fn the_demo_runs_every_step() {
@@ -8,40 +21,11 @@ fn the_demo_runs_every_step() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let outcome = rt
-        .block_on(whispurr_examples::demo::run(whispurr_tokio::Tokio))
-        .unwrap_or_else(|e| panic!("the demo failed: {e}"));
-    assert_eq!(outcome.met, 10, "every pair of the five nodes meets");
-    assert_eq!(
-        outcome.steps,
-        [
-            "meet",
-            "whisper",
-            "broadcast",
-            "resonance",
-            "extensions",
-            "death"
-        ]
-    );
-    // The table has a header and a row per surviving node.
-    assert_eq!(outcome.table.lines().count(), 5);
+    check(rt.block_on(run(whispurr_tokio::Tokio)));
 }
 
 #[test]
 fn the_demo_runs_every_step_on_smol() {
     // A plain thread: no tokio runtime exists anywhere in this test.
-    let outcome = smol::block_on(whispurr_examples::demo::run(whispurr_smol::Smol))
-        .unwrap_or_else(|e| panic!("the demo failed on smol: {e}"));
-    assert_eq!(outcome.met, 10);
-    assert_eq!(
-        outcome.steps,
-        [
-            "meet",
-            "whisper",
-            "broadcast",
-            "resonance",
-            "extensions",
-            "death"
-        ]
-    );
+    check(smol::block_on(run(whispurr_smol::Smol)));
 }
