@@ -8,7 +8,14 @@ fn check(outcome: Result<Outcome, String>) {
     assert_eq!(outcome.met, 10, "every pair of the five nodes meets");
     assert_eq!(
         outcome.steps,
-        ["meet", "whisper", "broadcast", "resonance", "extensions", "death"]
+        [
+            "meet",
+            "whisper",
+            "broadcast",
+            "resonance",
+            "extensions",
+            "death"
+        ]
     );
     // The table has a header and a row per surviving node.
     assert_eq!(outcome.table.lines().count(), 5);
