@@ -396,18 +396,26 @@ enum Wake {
 impl<R: Runtime> RelayTask<R> {
     async fn run(mut self) {
         let mut deadline = Deadline::new();
+        let mut turn = false;
         let mut done = None;
         loop {
             self.drive();
             deadline.set(&self.rt, self.relay.poll_timeout());
+            // The timer is asked first every other turn, so a flood of client data never
+            // starves the handshake and idle deadlines.
+            let timer_first = turn;
+            turn = !turn;
             let wake = poll_fn(|cx| {
+                if timer_first && deadline.poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
                 if let Poll::Ready(Some(e)) = self.link_events.poll_next_unpin(cx) {
                     return Poll::Ready(Wake::Link(e));
                 }
                 if let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
                     return Poll::Ready(Wake::Command(c));
                 }
-                if deadline.poll(cx).is_ready() {
+                if !timer_first && deadline.poll(cx).is_ready() {
                     return Poll::Ready(Wake::Timer);
                 }
                 Poll::Pending

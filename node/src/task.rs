@@ -307,6 +307,7 @@ enum Wake {
 impl<R: Runtime> Task<R> {
     async fn run(mut self) {
         let mut deadline = Deadline::new();
+        let mut turn = 0usize;
         loop {
             if self.killed {
                 break;
@@ -318,18 +319,32 @@ impl<R: Runtime> Task<R> {
             deadline.set(&self.rt, self.engine.poll_timeout());
             let held = self.held.is_some();
             let room = self.deferred.len() < MAX_DEFERRED;
+            // The three sources take turns at being asked first, so that a flood on one (a
+            // burst of records, a loop of sends) never starves the others, timers included.
+            let first = turn;
+            turn = (turn + 1) % 3;
             let wake = poll_fn(|cx| {
-                if let Poll::Ready(Some(e)) = self.link_events.poll_next_unpin(cx) {
-                    return Poll::Ready(Wake::Link(e));
-                }
-                if room && let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
-                    return Poll::Ready(Wake::Command(c));
+                for i in 0..3 {
+                    match (first + i) % 3 {
+                        0 => {
+                            if let Poll::Ready(Some(e)) = self.link_events.poll_next_unpin(cx) {
+                                return Poll::Ready(Wake::Link(e));
+                            }
+                        }
+                        1 => {
+                            if room && let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
+                                return Poll::Ready(Wake::Command(c));
+                            }
+                        }
+                        _ => {
+                            if deadline.poll(cx).is_ready() {
+                                return Poll::Ready(Wake::Timer);
+                            }
+                        }
+                    }
                 }
                 if held && self.events.poll_ready(cx).is_ready() {
                     return Poll::Ready(Wake::EventRoom);
-                }
-                if deadline.poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Timer);
                 }
                 Poll::Pending
             })
