@@ -881,10 +881,10 @@ fn no_message_is_lost_or_repeated_while_paths_switch() {
         send(&mut net, round, true);
         tick(&mut net, Duration::from_millis(1));
     }
-    // Whispers still queued on the direct links when they fail are sent again through the
-    // tunnels (unacknowledged). A broadcast queued on a failing link goes with it: the engine
-    // holds it sealed for that link only, and other neighbours' copies are its only cover.
-    send(&mut net, 44, false);
+    // Sent, then the direct links fail with all of it still queued on them: whispers are sent
+    // again through the tunnels (unacknowledged); broadcasts are taken back from the failed
+    // links in clear (frames are sealed only when they leave) and sent on the tunnels.
+    send(&mut net, 44, true);
     net.break_direct_links();
     assert!(net.nodes.iter().all(|node| {
         node.peer_status()

@@ -78,6 +78,8 @@ fn a_smol_node_and_a_tokio_node_talk_through_a_relay_and_over_webrtc() {
         let node = NodeBuilder::new(whispurr_tokio::Tokio)
             .relay(relay.url())
             .webrtc(Some(WebRtcConfig::loopback()))
+            // A failed attempt (a loaded machine) is retried after a second, not ten.
+            .configure(|c| c.direct_retry = Duration::from_secs(1))
             .start()
             .await
             .expect("tokio node");
@@ -88,6 +90,7 @@ fn a_smol_node_and_a_tokio_node_talk_through_a_relay_and_over_webrtc() {
         NodeBuilder::new(whispurr_smol::Smol)
             .relay(url)
             .webrtc(Some(WebRtcConfig::loopback()))
+            .configure(|c| c.direct_retry = Duration::from_secs(1))
             .start(),
     )
     .expect("smol node");

@@ -58,12 +58,15 @@ pub async fn relay<R: Runtime>(rt: &R) -> RelayServer {
         .expect("relay starts")
 }
 
-/// A node on the relay at `url`, WebRTC as given, with the [`Echo`] extension.
+/// A node on the relay at `url`, WebRTC as given, with the [`Echo`] extension. A failed
+/// WebRTC attempt is retried after a second (default 10 s, doubling): on a loaded CI machine an
+/// attempt may time out, and the scenarios wait for the direct path.
 pub async fn node<R: Runtime>(rt: &R, url: &str, webrtc: Option<WebRtcConfig>) -> (Node, Events) {
     NodeBuilder::new(rt.clone())
         .relay(url)
         .webrtc(webrtc)
         .extension(Box::new(Echo))
+        .configure(|c| c.direct_retry = Duration::from_secs(1))
         .start()
         .await
         .expect("node starts")

@@ -75,7 +75,13 @@ pub struct Conn<P: CryptoProvider> {
     state: State<P>,
     /// Who the handshake proved the peer to be; kept after the connection closes.
     peer: Option<PeerInfo>,
-    outbox: VecDeque<Vec<u8>>,
+    /// Records waiting to be sent. Frames are sealed when they leave ([`pop_record`]), not
+    /// when they are queued, so that what a link never sent can be taken back in clear
+    /// ([`take_unsent`]) and sent on another path.
+    ///
+    /// [`pop_record`]: Self::pop_record
+    /// [`take_unsent`]: Self::take_unsent
+    outbox: VecDeque<Outgoing>,
     queued_bytes: usize,
     max_queue_bytes: usize,
     max_record: usize,
@@ -97,6 +103,14 @@ impl<P: CryptoProvider> core::fmt::Debug for Conn<P> {
             .field("queued_bytes", &self.queued_bytes)
             .finish()
     }
+}
+
+/// One queued record: handshake messages and test plaintext are ready as they are; frames are
+/// `plain` (the encoded, padded frame in `buf[..n]`, room for the tag after it) until sealed.
+#[derive(Debug)]
+struct Outgoing {
+    buf: Vec<u8>,
+    plain: Option<usize>,
 }
 
 impl<P: CryptoProvider> Conn<P> {
@@ -161,7 +175,7 @@ impl<P: CryptoProvider> Conn<P> {
             buf.truncate(n);
             // Handshake messages are control traffic: they bypass the byte cap.
             self.queued_bytes += buf.len();
-            self.outbox.push_back(buf);
+            self.outbox.push_back(Outgoing { buf, plain: None });
         }
         Ok(())
     }
@@ -277,23 +291,36 @@ impl<P: CryptoProvider> Conn<P> {
         } else {
             len
         };
-        let sealed = Self::push_sealed(session, &mut self.outbox, &mut self.queued_bytes, buf, n)?;
-        Ok((sealed, n - len))
+        let _ = session;
+        // Sealed when it leaves (`pop_record`), so that an unsent frame can be re-routed.
+        self.queued_bytes += record_len;
+        self.outbox.push_back(Outgoing {
+            buf,
+            plain: Some(n),
+        });
+        Ok((record_len, n - len))
     }
 
     /// Seals `buf[..n]` in place (the tag goes after it), trims `buf` to the record and queues
     /// it. Returns the record's length.
     fn push_sealed(
         session: &mut Session<P>,
-        outbox: &mut VecDeque<Vec<u8>>,
+        outbox: &mut VecDeque<Outgoing>,
         queued_bytes: &mut usize,
         mut buf: Vec<u8>,
         n: usize,
     ) -> Result<usize, QueueError> {
+        // Anything queued before it is sealed first, to keep the nonces in order.
+        for o in outbox.iter_mut() {
+            if let Some(m) = o.plain.take() {
+                let sealed = session.seal(&mut o.buf, m)?;
+                o.buf.truncate(sealed);
+            }
+        }
         let sealed = session.seal(&mut buf, n)?;
         buf.truncate(sealed);
         *queued_bytes += sealed;
-        outbox.push_back(buf);
+        outbox.push_back(Outgoing { buf, plain: None });
         Ok(sealed)
     }
 
@@ -317,13 +344,43 @@ impl<P: CryptoProvider> Conn<P> {
 
     /// Length of the next record to send, if any.
     pub fn front_len(&self) -> Option<usize> {
-        self.outbox.front().map(Vec::len)
+        self.outbox.front().map(|o| o.buf.len())
     }
 
-    /// The next record to send, moved out of the queue.
+    /// The next record to send, sealed now and moved out of the queue. A record that cannot
+    /// be sealed (the session's nonces are spent) closes the connection.
     pub fn pop_record(&mut self) -> Option<Vec<u8>> {
-        let r = self.outbox.pop_front()?;
-        self.queued_bytes -= r.len();
-        Some(r)
+        let Outgoing { mut buf, plain } = self.outbox.pop_front()?;
+        self.queued_bytes -= buf.len();
+        if let Some(n) = plain {
+            let State::Established(session) = &mut self.state else {
+                self.close();
+                return None;
+            };
+            match session.seal(&mut buf, n) {
+                Ok(sealed) => buf.truncate(sealed),
+                Err(_) => {
+                    self.close();
+                    return None;
+                }
+            }
+        }
+        Some(buf)
+    }
+
+    /// Takes back every frame not yet sent, in clear (encoded and padded, as queued), and
+    /// empties the queue: for a link that went down, so that its gossip can go another way.
+    pub fn take_unsent(&mut self) -> Vec<Vec<u8>> {
+        let unsent = self
+            .outbox
+            .drain(..)
+            .filter_map(|Outgoing { mut buf, plain }| {
+                let n = plain?;
+                buf.truncate(n);
+                Some(buf)
+            })
+            .collect();
+        self.queued_bytes = 0;
+        unsent
     }
 }

@@ -178,6 +178,26 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
         (record <= max).then_some(record)
     }
 
+    /// Sends the gossip (broadcasts, resonance) a lost direct link never sent to `peer` on its
+    /// other path, if it has one: a path switch must not lose a message. (Whispers need no
+    /// help: they are retried until acknowledged. Duplicates are harmless: the peer's seen set
+    /// drops them.)
+    fn reroute_unsent(&mut self, now: Timestamp, peer: NodeKey, unsent: &[Vec<u8>]) {
+        let Some(path) = (!unsent.is_empty()).then(|| self.path_to(&peer)).flatten() else {
+            return;
+        };
+        let limits = self.config.limits;
+        for frame in unsent {
+            let Ok(frame) = crate::wire::Frame::decode(frame, &limits) else {
+                continue;
+            };
+            if matches!(frame.message, Message::Broadcast(_) | Message::Resonance(_)) {
+                let _ = self.send_on(now, path, frame.message, Class::Forward);
+            }
+        }
+        self.flush_tunnels(now);
+    }
+
     /// Whether some link's queue holds more than half of `max_queue_bytes`: an own message
     /// sent now might be refused on that path ([`Event::NotSent`](super::Event::NotSent)).
     /// An adapter that can make the application wait (an async `send`) holds new messages
@@ -442,8 +462,13 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
             let _ = self.send_on(now, link, bye, Class::Control);
             self.flush_tunnels(now);
         }
-        let Some(entry) = self.links.remove(&link) else {
+        let Some(mut entry) = self.links.remove(&link) else {
             return;
+        };
+        // What a peer link never sent is taken back in clear; its gossip goes another way below.
+        let unsent = match (&entry.kind, entry.conn.as_mut()) {
+            (LinkKind::Direct { .. } | LinkKind::Inbound, Some(conn)) => conn.take_unsent(),
+            _ => Vec::new(),
         };
         self.timers.remove(Timer::Link(link));
         if matches!(entry.kind, LinkKind::Relay { .. }) {
@@ -484,6 +509,7 @@ impl<P: CryptoProvider, R: CryptoRng> Engine<P, R> {
                 }
                 if let Some(peer) = peer {
                     self.path_lost(now, peer, link, reason);
+                    self.reroute_unsent(now, peer, &unsent);
                 } else if let LinkKind::Direct {
                     addr: Addr::WebRtc { peer, .. },
                 } = entry.kind
