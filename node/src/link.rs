@@ -130,17 +130,14 @@ impl LinkHandle {
     /// too slowly and its link must close.
     pub fn send_or_hold(&mut self, record: Vec<u8>, cap: usize) -> bool {
         if self.stalled.is_none() {
-            return true_if_sent(self.send(record));
+            // Sent, or stalled as the one record a blocked writer may leave behind.
+            let _ = self.send(record);
+            return true;
         }
         self.held_bytes += record.len();
         self.held.push_back(record);
         self.held_bytes <= cap
     }
-}
-
-fn true_if_sent(_: Queued) -> bool {
-    // Sent, or stalled as the one record a blocked writer may leave behind.
-    true
 }
 
 impl LinkHandle {
