@@ -124,16 +124,24 @@ pub async fn meet<R: Runtime>(rt: &R, nodes: &mut [(Node, Events)]) {
     }
 }
 
+/// A relay and a node per WebRTC setting, once every node has met every other.
+async fn met<R: Runtime>(
+    rt: &R,
+    webrtc: &[Option<WebRtcConfig>],
+) -> (RelayServer, Vec<(Node, Events)>) {
+    let relay = relay(rt).await;
+    let mut nodes = Vec::new();
+    for w in webrtc {
+        nodes.push(node(rt, &relay.url(), w.clone()).await);
+    }
+    meet(rt, &mut nodes).await;
+    (relay, nodes)
+}
+
 /// Relay + three nodes over WebSocket only: whisper (delivered and acknowledged), signed and
 /// anonymous broadcast, resonance between two attuned nodes, an extension message, stats.
 pub async fn relay_and_three_nodes<R: Runtime>(rt: R) {
-    let relay = relay(&rt).await;
-    let url = relay.url();
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(node(&rt, &url, None).await);
-    }
-    meet(&rt, &mut nodes).await;
+    let (relay, mut nodes) = met(&rt, &[None, None, None]).await;
     let [(a, ea), (b, eb), (c, ec)] = &mut nodes[..] else {
         unreachable!()
     };
@@ -248,13 +256,7 @@ pub async fn relay_and_three_nodes<R: Runtime>(rt: R) {
 /// Relay + three nodes; one is killed (no goodbye): the other two see it go down, and still
 /// talk to each other.
 pub async fn killed_node_is_noticed<R: Runtime>(rt: R) {
-    let relay = relay(&rt).await;
-    let url = relay.url();
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(node(&rt, &url, None).await);
-    }
-    meet(&rt, &mut nodes).await;
+    let (relay, mut nodes) = met(&rt, &[None, None, None]).await;
     let dead = key(&nodes[2].0);
     nodes[2].0.kill().await.expect("kill");
     for (i, (_, events)) in nodes[..2].iter_mut().enumerate() {
@@ -346,13 +348,7 @@ pub async fn relay_restart_reconnects<R: Runtime>(rt: R) {
 /// Five nodes; each broadcasts `per_node` messages as fast as it can; every node must receive
 /// every other node's messages, each exactly once, or be told which were not sent.
 pub async fn broadcast_burst<R: Runtime>(rt: R, webrtc: Option<WebRtcConfig>, per_node: usize) {
-    let relay = relay(&rt).await;
-    let url = relay.url();
-    let mut nodes = Vec::new();
-    for _ in 0..5 {
-        nodes.push(node(&rt, &url, webrtc.clone()).await);
-    }
-    meet(&rt, &mut nodes).await;
+    let (relay, mut nodes) = met(&rt, &vec![webrtc; 5]).await;
     // Every node's events are read at once, as an application would.
     let want = per_node * 4;
     let mut collectors = Vec::new();
@@ -516,13 +512,7 @@ async fn whisper_once<R: Runtime>(
 /// One node without WebRTC: its peer never tries a direct path to it, and traffic runs on the
 /// relay.
 pub async fn webrtc_off_stays_on_the_relay<R: Runtime>(rt: R) {
-    let relay = relay(&rt).await;
-    let url = relay.url();
-    let mut nodes = vec![
-        node(&rt, &url, Some(loopback_webrtc())).await,
-        node(&rt, &url, None).await,
-    ];
-    meet(&rt, &mut nodes).await;
+    let (relay, mut nodes) = met(&rt, &[Some(loopback_webrtc()), None]).await;
     let [(a, ea), (b, eb)] = &mut nodes[..] else {
         unreachable!()
     };
@@ -542,18 +532,12 @@ pub async fn webrtc_off_stays_on_the_relay<R: Runtime>(rt: R) {
 /// WebRTC on at both ends but every attempt failing (timing out): the attempt fails and the
 /// pair keeps talking through the relay.
 pub async fn webrtc_failing_stays_on_the_relay<R: Runtime>(rt: R) {
-    let relay = relay(&rt).await;
-    let url = relay.url();
     let broken = WebRtcConfig {
         // Every attempt gives up long before a channel could open (it takes tens of ms).
         open_timeout: Duration::from_millis(1),
         ..loopback_webrtc()
     };
-    let mut nodes = vec![
-        node(&rt, &url, Some(broken.clone())).await,
-        node(&rt, &url, Some(broken)).await,
-    ];
-    meet(&rt, &mut nodes).await;
+    let (relay, mut nodes) = met(&rt, &[Some(broken.clone()), Some(broken)]).await;
     // Wait until the offerer's attempt has failed.
     let failed = with_deadline(&rt, DEADLINE, async {
         loop {

@@ -391,7 +391,8 @@ impl<R: Runtime> Task<R> {
     /// Runs the sends held back while the engine was congested, as long as it is not.
     fn run_deferred(&mut self) -> bool {
         let mut ran = false;
-        while !self.engine.is_congested() && self.shutdown.is_none() {
+        // Nothing held back is the common case: no scan of the links for it.
+        while !self.deferred.is_empty() && self.shutdown.is_none() && !self.engine.is_congested() {
             let Some(command) = self.deferred.pop_front() else {
                 break;
             };

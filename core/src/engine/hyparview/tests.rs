@@ -75,6 +75,18 @@ impl Node {
     }
 
     /// Node `i` links in and asks to be a (low priority) neighbour; returns its link.
+    /// A JOIN walk for node `who` (at its usual address) ends here, forwarded by node `from`
+    /// on `link`.
+    fn walk_ends(&mut self, link: u64, from: u64, who: u64) -> Vec<Out> {
+        let a = addr(who);
+        let fj = Membership::ForwardJoin {
+            node: node(who),
+            addr: &a,
+            ttl: 0,
+        };
+        self.msg(link, node(from), fj)
+    }
+
     fn neighbour(&mut self, i: u64) -> u64 {
         let link = self.inbound(node(i));
         let a = addr(i);
@@ -455,16 +467,7 @@ fn a_node_that_comes_back_without_its_address_has_the_one_last_learnt() {
     // It rejoins; a walk for it ends here, and it accepts our NEIGHBOUR. It did not give its
     // address, but we remember it: it can go to the passive view, and into shuffles.
     let l1 = n.neighbour(1);
-    let a = addr(9);
-    let out = n.msg(
-        l1,
-        node(1),
-        Membership::ForwardJoin {
-            node: node(9),
-            addr: &a,
-            ttl: 0,
-        },
-    );
+    let out = n.walk_ends(l1, 1, 9);
     let (link, ..) = n.answer(&out)[0].clone();
     n.s.handle_link_up(n.now, &mut n.rng, &[], link, node(9));
     n.msg(link, node(9), Membership::NeighbourReply { accepted: true });
@@ -839,16 +842,7 @@ fn a_neighbour_reached_at_a_walks_end_keeps_the_address_it_was_dialled_at() {
     // A walk for node 9, never seen before, ends here: we dial it, it accepts.
     let mut n = Node::new(18);
     let l1 = n.neighbour(1);
-    let a = addr(9);
-    let out = n.msg(
-        l1,
-        node(1),
-        Membership::ForwardJoin {
-            node: node(9),
-            addr: &a,
-            ttl: 0,
-        },
-    );
+    let out = n.walk_ends(l1, 1, 9);
     let (link, ..) = n.answer(&out)[0].clone();
     n.s.handle_link_up(n.now, &mut n.rng, &[], link, node(9));
     n.out();
@@ -870,13 +864,7 @@ fn finding_10_join_and_forward_join_cannot_make_a_node_dial_at_will() {
     let l1 = n.neighbour(1);
     n.learn(2);
     let walk = |n: &mut Node, i: u64| {
-        let a = addr(i);
-        let fj = Membership::ForwardJoin {
-            node: node(i),
-            addr: &a,
-            ttl: 0,
-        };
-        let out = n.msg(l1, node(1), fj);
+        let out = n.walk_ends(l1, 1, i);
         for o in &out {
             if let Out::Dial { dial, .. } = o {
                 n.s.dialled(*dial, None);
