@@ -213,6 +213,43 @@ fn a_needless_graft_prunes_the_grafted_link_not_the_tree() {
 }
 
 #[test]
+fn under_a_burst_a_graft_is_not_undone_by_the_tree_copy() {
+    // Under a burst, the copy that beat our graft may itself have come through another
+    // node's repair of the same cut, and that node sees our repaired copies the same way:
+    // pruning both grafted links at once left the cut (under `all`, the tree ended each round
+    // in 7-10 pieces). The grafted copy then counts as a plain duplicate.
+    let cfg = TreeConfig {
+        graft_timeout_max: Duration::from_secs(2),
+        ..TreeConfig::default()
+    };
+    let mut tree = with_parent(cfg, 1);
+    let n = live(&[1, 2]);
+    receive(&mut tree, T0, 1, 1, 1, &[1, 2]);
+    // Broadcast 2 comes 10 ms after broadcast 1: a burst. It is announced by 2 first.
+    tree.handle_ihave(at(10), peer(2), id(2), 1, false, &n);
+    tree.handle_timeout(at(210), &n);
+    drain(&mut tree);
+    receive(&mut tree, at(250), 1, 2, 2, &[1, 2]);
+    drain(&mut tree);
+    tree.handle_duplicate(at(260), key(2), &id(2));
+    assert!(drain(&mut tree).is_empty(), "no prune at once");
+    assert_eq!(
+        tree.eager().copied().collect::<Vec<_>>(),
+        vec![key(1), key(2)]
+    );
+    // The tree's copy came 240 ms after the IHAVE (not the graft's, 250): mean 240,
+    // deviation 120, so the next wait is 240 + 4 x 120 ms.
+    tree.handle_ihave(at(1000), peer(2), id(3), 1, false, &n);
+    assert_eq!(tree.poll_timeout(), Some(at(1000 + 720)));
+    drain(&mut tree);
+    // Like any duplicate, it strikes the link: pruned after `prune_after` of them.
+    for i in 1..TreeConfig::default().prune_after {
+        tree.handle_duplicate(at(1000 + u64::from(i)), key(2), &id(1));
+    }
+    assert_eq!(drain(&mut tree), vec![OutEvent::Prune { to: key(2) }]);
+}
+
+#[test]
 fn a_tree_link_is_pruned_after_prune_after_duplicates_net_of_first_copies() {
     let cfg = TreeConfig {
         prune_after: 3,
