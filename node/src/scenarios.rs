@@ -483,7 +483,9 @@ pub async fn webrtc_upgrade<R: Runtime>(rt: R) {
     assert!(stats.webrtc.records_received > 0);
     let peers = a.peers().await.expect("peers");
     assert_eq!(peers.len(), 1);
-    assert_eq!(peers[0].path, PathKind::Direct);
+    // The direct link is up. Which path carries traffic is the engine's choice by quality (a
+    // loaded machine can make the tunnel score better for a while), so it is not asserted.
+    assert!(peers[0].direct_up, "{:?}", peers[0]);
     shut_down(&nodes, relay).await;
 }
 
