@@ -160,23 +160,29 @@ fn overlay_of(n: usize, seed: u64, config: impl Fn(usize) -> Config) -> Sim {
     sim
 }
 
-#[test]
-fn the_broadcast_tree_delivers_everything_with_little_redundancy() {
-    let n = 40;
-    let mut sim = overlay_of(n, 11, with_tree(n));
-    let mut copies = 0;
-    let mut delivered = 0;
+/// Twelve rounds of one broadcast each, from senders spread over the `n` nodes, each reaching
+/// every node; returns the redundancy over all rounds and in the last one.
+fn twelve_rounds(sim: &mut Sim, n: usize) -> (f64, f64) {
+    let (mut copies, mut delivered, mut last) = (0, 0, 0.0);
     for round in 0..12 {
         let id = sim.broadcast((round * 7) % n, b"round").unwrap();
         sim.settle(Duration::from_secs(1), Duration::from_secs(20));
         let r = sim.report(&id).unwrap();
         assert_eq!(r.reliability, 1.0, "round {round}: {r:?}");
-        // The tree is built by grafts, so even the first rounds send few extra copies.
         copies += r.copies;
         delivered += r.delivered as u64;
+        last = r.rmr();
         sim.run_for(Duration::from_millis(500));
     }
-    let rmr = copies as f64 / delivered as f64 - 1.0;
+    (copies as f64 / delivered as f64 - 1.0, last)
+}
+
+#[test]
+fn the_broadcast_tree_delivers_everything_with_little_redundancy() {
+    let n = 40;
+    let mut sim = overlay_of(n, 11, with_tree(n));
+    // The tree is built by grafts, so even the first rounds send few extra copies.
+    let (rmr, _) = twelve_rounds(&mut sim, n);
     assert!(rmr < 0.1, "rmr {rmr:.3}");
     // Flooding the same overlay costs about degree - 1 copies per delivery.
     let mut flood = overlay_of(n, 11, hyparview(n));
@@ -196,18 +202,7 @@ fn anonymous_stems_cost_the_tree_no_redundancy() {
         ..base(i)
     };
     let mut sim = overlay_of(n, 11, stems);
-    let (mut copies, mut delivered, mut last) = (0, 0, 0.0);
-    for round in 0..12 {
-        let id = sim.broadcast((round * 7) % n, b"round").unwrap();
-        sim.settle(Duration::from_secs(1), Duration::from_secs(20));
-        let r = sim.report(&id).unwrap();
-        assert_eq!(r.reliability, 1.0, "round {round}: {r:?}");
-        copies += r.copies;
-        delivered += r.delivered as u64;
-        last = r.rmr();
-        sim.run_for(Duration::from_millis(500));
-    }
-    let rmr = copies as f64 / delivered as f64 - 1.0;
+    let (rmr, last) = twelve_rounds(&mut sim, n);
     assert!(
         rmr < 0.1 && last < 0.1,
         "rmr {rmr:.3}, last round {last:.3}"

@@ -464,17 +464,7 @@ pub async fn webrtc_upgrade<R: Runtime>(rt: R) {
         unreachable!()
     };
     let before = a.stats().await.expect("stats").webrtc.records_sent;
-    a.whisper(key(b), b"over webrtc".to_vec())
-        .await
-        .expect("whisper");
-    expect(&rt, eb, "the whisper over WebRTC", |e| {
-        matches!(e, Event::Whisper { payload, .. } if payload == b"over webrtc").then_some(())
-    })
-    .await;
-    expect(&rt, ea, "its acknowledgement", |e| {
-        matches!(e, Event::WhisperDelivered { .. }).then_some(())
-    })
-    .await;
+    whisper_once(&rt, (a, ea), (b, eb), b"over webrtc").await;
     let stats = a.stats().await.expect("stats");
     assert!(
         stats.webrtc.records_sent > before,

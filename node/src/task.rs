@@ -204,10 +204,10 @@ pub(crate) async fn start<R: Runtime>(b: NodeBuilder<R>) -> Result<(Node, Events
     Ok((node, Events { rx: events_rx }))
 }
 
-// The handshake check's error type is tungstenite's HTTP response, as its `Callback` wants.
-#[allow(clippy::result_large_err)]
 /// Accepts direct WebSocket links from other nodes; each handshake runs in its own task under a
 /// deadline, at most [`MAX_HANDSHAKES`] at once.
+// The handshake check's error type is tungstenite's HTTP response, as its `Callback` wants.
+#[allow(clippy::result_large_err)]
 async fn accept_loop<R: Runtime>(
     rt: R,
     mut listener: R::Listener,

@@ -4,7 +4,8 @@
 use whispurr_node::scenarios;
 use whispurr_smol::Smol;
 
-/// Runs a scenario under `smol::block_on` on this thread, asserting no tokio runtime exists.
+/// Runs a scenario under `smol::block_on` on this thread (no tokio runtime is ever built
+/// here: anything that reached for one would panic for lack of a reactor).
 fn run(scenario: impl std::future::Future<Output = ()>) {
     smol::block_on(scenario);
 }

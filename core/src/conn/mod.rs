@@ -270,9 +270,9 @@ impl<P: CryptoProvider> Conn<P> {
         pad: impl FnOnce(usize) -> usize,
         bypass_cap: bool,
     ) -> Result<(usize, usize), QueueError> {
-        let State::Established(session) = &mut self.state else {
+        if !matches!(self.state, State::Established(_)) {
             return Err(QueueError::NotEstablished);
-        };
+        }
         let estimate = frame.encoded_len();
         let total = pad(estimate).max(estimate);
         let record_len = total + TAG_LEN;
@@ -291,7 +291,6 @@ impl<P: CryptoProvider> Conn<P> {
         } else {
             len
         };
-        let _ = session;
         // Sealed when it leaves (`pop_record`), so that an unsent frame can be re-routed.
         self.queued_bytes += record_len;
         self.outbox.push_back(Outgoing {

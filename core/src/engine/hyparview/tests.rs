@@ -74,7 +74,6 @@ impl Node {
         self.out()
     }
 
-    /// Node `i` links in and asks to be a (low priority) neighbour; returns its link.
     /// A JOIN walk for node `who` (at its usual address) ends here, forwarded by node `from`
     /// on `link`.
     fn walk_ends(&mut self, link: u64, from: u64, who: u64) -> Vec<Out> {
@@ -87,6 +86,7 @@ impl Node {
         self.msg(link, node(from), fj)
     }
 
+    /// Node `i` links in and asks to be a (low priority) neighbour; returns its link.
     fn neighbour(&mut self, i: u64) -> u64 {
         let link = self.inbound(node(i));
         let a = addr(i);
