@@ -213,6 +213,28 @@ fn a_needless_graft_prunes_the_grafted_link_not_the_tree() {
 }
 
 #[test]
+fn a_graft_that_delivers_first_keeps_its_link_and_the_later_copys_link_goes() {
+    // Two nodes on the far side of a cut graft at about the same time, and each then gets
+    // the other's repaired copy over the tree. Had each pruned its own graft as needless, the
+    // cut would stay. The graft delivered first here, so the later copy's link goes instead.
+    let mut tree = with_parent(TreeConfig::default(), 1);
+    let n = live(&[1, 2]);
+    tree.handle_ihave(T0, peer(2), id(1), 1, false, &n);
+    tree.handle_timeout(at(200), &n);
+    assert!(drain(&mut tree).contains(&OutEvent::Graft {
+        to: key(2),
+        id: id(1)
+    }));
+    // The grafted copy comes first, and goes on along the tree (to 1).
+    receive(&mut tree, at(240), 2, 1, 2, &[1, 2]);
+    assert!(drain(&mut tree).contains(&OutEvent::Push { to: key(1) }));
+    // Then a copy from 1, which had it from elsewhere: a cycle through both links.
+    tree.handle_duplicate(at(260), key(1), &id(1));
+    assert_eq!(drain(&mut tree), vec![OutEvent::Prune { to: key(1) }]);
+    assert_eq!(tree.eager().copied().collect::<Vec<_>>(), vec![key(2)]);
+}
+
+#[test]
 fn under_a_burst_a_graft_is_not_undone_by_the_tree_copy() {
     // Under a burst, the copy that beat our graft may itself have come through another
     // node's repair of the same cut, and that node sees our repaired copies the same way:
@@ -316,6 +338,60 @@ fn the_tree_link_moves_after_shortcut_repeats_lone_broadcasts() {
         }
     }
     assert_eq!(tree.eager().copied().collect::<Vec<_>>(), vec![key(3)]);
+}
+
+#[test]
+fn announcements_before_a_longer_tree_copy_move_the_tree_link_too() {
+    // The paper's case: 3 announces each broadcast at hop 3 before the tree copy comes at
+    // hop 6, in time for it not to be grafted. Evidence like the IHAVEs that come after the
+    // copy: the link moves after shortcut_repeats lone broadcasts.
+    let mut tree = with_parent(TreeConfig::default(), 1);
+    let n = live(&[1, 3]);
+    for round in 0..3u8 {
+        let t = at(u64::from(round) * 1000);
+        tree.handle_ihave(t, peer(3), id(round), 3, false, &n);
+        drain(&mut tree);
+        receive(
+            &mut tree,
+            t.saturating_add(Duration::from_millis(50)),
+            1,
+            round,
+            6,
+            &[1, 3],
+        );
+        let out = drain(&mut tree);
+        // The copy itself went to 3 as an announcement, never in full: it has it.
+        assert!(!out.contains(&OutEvent::Push { to: key(3) }), "{out:?}");
+        let moved = out.contains(&OutEvent::Shortcut { to: key(3) })
+            && out.contains(&OutEvent::Prune { to: key(1) });
+        assert_eq!(moved, round == 2, "round {round}: {out:?}");
+    }
+    assert_eq!(tree.eager().copied().collect::<Vec<_>>(), vec![key(3)]);
+    assert_eq!(tree.poll_timeout(), None, "nothing left to graft");
+}
+
+#[test]
+fn an_announcement_over_as_many_hops_as_the_tree_copy_is_no_shortcut() {
+    let mut tree = with_parent(TreeConfig::default(), 1);
+    let n = live(&[1, 3]);
+    for round in 0..6u8 {
+        let t = at(u64::from(round) * 1000);
+        tree.handle_ihave(t, peer(3), id(round), 5, false, &n);
+        receive(
+            &mut tree,
+            t.saturating_add(Duration::from_millis(50)),
+            1,
+            round,
+            6,
+            &[1, 3],
+        );
+    }
+    assert!(
+        !drain(&mut tree)
+            .iter()
+            .any(|e| matches!(e, OutEvent::Shortcut { .. } | OutEvent::Prune { .. }))
+    );
+    assert_eq!(tree.eager().copied().collect::<Vec<_>>(), vec![key(1)]);
 }
 
 #[test]
