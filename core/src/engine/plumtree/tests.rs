@@ -194,8 +194,9 @@ fn the_graft_timeout_adapts_to_how_late_tree_copies_come() {
     assert_eq!(tree.poll_timeout(), Some(at(1500)));
 }
 
-#[test]
-fn a_needless_graft_prunes_the_grafted_link_not_the_tree() {
+/// A tree whose link to 1 is in the tree, which grafted broadcast 1 from 2 (announced at
+/// `T0`, no tree copy within the 200 ms wait).
+fn grafted_from_2() -> PlumTree {
     let mut tree = with_parent(TreeConfig::default(), 1);
     let n = live(&[1, 2]);
     tree.handle_ihave(T0, peer(2), id(1), 1, false, &n);
@@ -204,6 +205,12 @@ fn a_needless_graft_prunes_the_grafted_link_not_the_tree() {
         to: key(2),
         id: id(1)
     }));
+    tree
+}
+
+#[test]
+fn a_needless_graft_prunes_the_grafted_link_not_the_tree() {
+    let mut tree = grafted_from_2();
     // The tree copy comes after all, then the grafted one.
     receive(&mut tree, at(250), 1, 1, 2, &[1, 2]);
     drain(&mut tree);
@@ -217,14 +224,7 @@ fn a_graft_that_delivers_first_keeps_its_link_and_the_later_copys_link_goes() {
     // Two nodes on the far side of a cut graft at about the same time, and each then gets
     // the other's repaired copy over the tree. Had each pruned its own graft as needless, the
     // cut would stay. The graft delivered first here, so the later copy's link goes instead.
-    let mut tree = with_parent(TreeConfig::default(), 1);
-    let n = live(&[1, 2]);
-    tree.handle_ihave(T0, peer(2), id(1), 1, false, &n);
-    tree.handle_timeout(at(200), &n);
-    assert!(drain(&mut tree).contains(&OutEvent::Graft {
-        to: key(2),
-        id: id(1)
-    }));
+    let mut tree = grafted_from_2();
     // The grafted copy comes first, and goes on along the tree (to 1).
     receive(&mut tree, at(240), 2, 1, 2, &[1, 2]);
     assert!(drain(&mut tree).contains(&OutEvent::Push { to: key(1) }));
