@@ -63,7 +63,7 @@ impl TokenBucket {
     /// Takes one token at `now`; `false` if the bucket is empty (the frame must be dropped).
     ///
     /// A bucket found full again forgives earlier refusals: only a client that stays over the
-    /// limit keeps accumulating strikes (`strikes`).
+    /// limit keeps accumulating `strikes`.
     pub fn take(&mut self, limit: &RateLimit, now: Timestamp) -> bool {
         let elapsed = duration_millis(now.saturating_duration_since(self.last));
         self.last = self.last.max(now);
