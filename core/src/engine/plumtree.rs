@@ -38,10 +38,11 @@
 //!   do not reshape a whole tree — for a broadcast that came alone. Two cases keep a repair:
 //!   - *The graft delivered first* and the tree's copy came later, with no other broadcast
 //!     in between: the later copy's link is pruned (the classic PlumTree rule; for a lone
-//!     broadcast either link may go without cutting anyone off). Pruning the graft here undid repairs: after a mass failure, two
-//!     nodes on the far side of a cut that grafted at about the same time each took the
-//!     other's repaired copy for the tree's, and both let their repair go. On seeds 0..3 a
-//!     90 % failure's rounds went from 519 to 455 ms (with the shortcuts below).
+//!     broadcast either link may go without cutting anyone off). Pruning the graft here
+//!     undid repairs: after a mass failure, two nodes on the far side of a cut that grafted
+//!     at about the same time each took the other's repaired copy for the tree's, and both
+//!     let their repair go. On seeds 0..3 a 90 % failure's rounds went from 519 to 455 ms
+//!     (with the shortcuts below).
 //!   - *Under a burst* the tree's copy may itself have come through another node's repair of
 //!     the same cut, and that node sees ours the same way, so the second copy is a plain
 //!     duplicate (a strike, below). In the simulator's `all` (seed 0) the tree used to end a
