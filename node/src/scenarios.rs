@@ -580,10 +580,11 @@ pub async fn direct_path_failure_falls_back_to_the_relay<R: Runtime>(rt: R) {
     let relayed_before = a.stats().await.expect("stats").relay.records_sent;
     whisper_once(&rt, (a, ea), (b, eb), b"on the relay").await;
     assert!(a.stats().await.expect("stats").relay.records_sent > relayed_before);
-    // Nothing arrived twice: no second copy of any whisper is waiting.
-    b.broadcast(b"marker".to_vec()).await.expect("broadcast");
+    // Nothing arrived twice: no second copy of any whisper is waiting at b. The marker goes
+    // from a, on the path a chose after the break, so it comes after anything a sent before.
+    a.broadcast(b"marker".to_vec()).await.expect("broadcast");
     let mut seen = Vec::new();
-    expect(&rt, ea, "the marker", |e| match e {
+    expect(&rt, eb, "the marker", |e| match e {
         Event::Whisper { payload, .. } => {
             seen.push(payload.clone());
             None
