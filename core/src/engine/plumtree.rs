@@ -406,13 +406,8 @@ impl PlumTree {
         // An announcement that came before the tree copy, over fewer hops, is shortcut
         // evidence. Weighed only now: had its announcer joined the tree before the pushes, it
         // would have been sent the broadcast it announced.
-        let live = |k: &NodeKey| {
-            neighbours
-                .binary_search_by_key(k, |n| n.key)
-                .is_ok_and(|i| !neighbours[i].probe)
-        };
         if let (Some(parent), Some((key, hops))) = (from, nearest)
-            && live(&key)
+            && find(neighbours, &key).is_some_and(|n| !n.probe)
         {
             self.shortcut_evidence(b.route.id, parent, key, hops);
         }
@@ -444,10 +439,11 @@ impl PlumTree {
     /// A copy of broadcast `id`, already received, came again from `from`: a cycle.
     ///
     /// If we grafted the broadcast, the copy that did not come through the graft shows how
-    /// late the tree was (a lateness sample). For a broadcast that came alone the graft was
-    /// needless, so the grafted link is pruned at once; under a burst the copy is a plain
-    /// duplicate. A plain duplicate strikes `from`'s link, pruned after `prune_after` strikes
-    /// net of the first copies it brought.
+    /// late the tree was (a lateness sample). For a broadcast that came alone: if the tree's
+    /// copy came first the graft was needless, and the grafted link is pruned at once; if the
+    /// graft's came first (and no other broadcast since), the later copy's link is. Under a
+    /// burst the copy is a plain duplicate. A plain duplicate strikes `from`'s link, pruned
+    /// after `prune_after` strikes net of the first copies it brought.
     pub fn handle_duplicate(&mut self, now: Timestamp, from: NodeKey, id: &MessageId) {
         let Some(c) = self.cache.get_mut(id) else {
             self.strike(from);
@@ -458,17 +454,14 @@ impl PlumTree {
             let tree_copy = if from == target { c.received } else { now };
             self.lateness.sample(tree_copy.saturating_duration_since(t));
             let graft_first = c.parent == Some(target);
-            let latest = self.order.back().is_some_and(|(_, last)| last == id);
             if c.alone && !graft_first {
                 // The tree was whole, only slower than the wait: let the grafted link go at
                 // once, so repairs do not reshape the tree.
                 self.prune(target);
-            } else if c.alone && latest {
-                // The graft delivered first: the tree's copy came later, over the rest of the
-                // tree, so either link may go without leaving anyone out. Let the slower one
-                // go. (Pruning the graft here, as above, undid repairs: two nodes on the far
-                // side of a cut that grafted at once each took the other's repaired copy for
-                // the tree's, and both let their repair go.)
+            } else if c.alone && self.order.back().is_some_and(|(_, last)| last == id) {
+                // The graft delivered first, and no broadcast since: either link may go
+                // without leaving anyone out, so the slower one goes. Pruning the graft undid
+                // concurrent repairs of one cut (module docs).
                 self.prune(from);
             } else {
                 // Under a burst, the tree's copy may itself have come through another node's
@@ -621,9 +614,7 @@ impl PlumTree {
 
     /// Whether a tree link is live.
     fn has_eager(&self, neighbours: &[Neighbour]) -> bool {
-        self.eager
-            .iter()
-            .any(|k| neighbours.binary_search_by_key(k, |n| n.key).is_ok())
+        self.eager.iter().any(|k| find(neighbours, k).is_some())
     }
 
     /// Takes `n`'s link into the tree, unless it is a probe.
@@ -669,8 +660,7 @@ impl PlumTree {
     /// link that is not there, to come back as a tree link if the node reconnects. Probe
     /// links are grafted last: a broadcast only a probe has waits for the probe's verdict.
     fn graft_due(&mut self, now: Timestamp, neighbours: &[Neighbour]) {
-        let find = |k: &NodeKey| neighbours.binary_search_by_key(k, |n| n.key).ok();
-        let is_probe = |k: &NodeKey| find(k).is_some_and(|i| neighbours[i].probe);
+        let is_probe = |k: &NodeKey| find(neighbours, k).is_some_and(|n| n.probe);
         let mut due: Vec<MessageId> = self
             .deadlines
             .range(..=(now, MessageId([0xff; 16])))
@@ -682,7 +672,7 @@ impl PlumTree {
             let Some(m) = self.missing.get_mut(&id) else {
                 continue;
             };
-            m.announcers.retain(|k| find(k).is_some());
+            m.announcers.retain(|k| find(neighbours, k).is_some());
             if m.announcers.is_empty() {
                 self.forget_missing(&id);
                 continue;
@@ -826,6 +816,14 @@ impl PlumTree {
         );
         nearest
     }
+}
+
+/// The neighbour `key` among `neighbours` (sorted by key, as the engine gives them).
+fn find<'a>(neighbours: &'a [Neighbour], key: &NodeKey) -> Option<&'a Neighbour> {
+    neighbours
+        .binary_search_by_key(key, |n| n.key)
+        .ok()
+        .map(|i| &neighbours[i])
 }
 
 #[cfg(test)]
