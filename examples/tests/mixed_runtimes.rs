@@ -34,17 +34,22 @@ async fn expect<R: Runtime>(
 }
 
 async fn talk<R: Runtime>(rt: R, me: Node, mut events: Events, other: NodeKey, name: &str) {
+    // The other side may see the direct link first and whisper at once: its whisper can come
+    // before our own PeerUp, so it is noted while we wait for that.
+    let mut got = false;
     expect(
         &rt,
         &mut events,
         &format!("{name}: the peer on WebRTC"),
-        |e| matches!(e, Event::PeerUp { peer, path: PathKind::Direct } if *peer.key() == other),
+        |e| {
+            got |= matches!(e, Event::Whisper { from, .. } if *from == other);
+            matches!(e, Event::PeerUp { peer, path: PathKind::Direct } if *peer.key() == other)
+        },
     )
     .await;
     me.whisper(other, name.as_bytes().to_vec())
         .await
         .expect("whisper");
-    let mut got = false;
     let mut acked = false;
     expect(
         &rt,
@@ -97,7 +102,12 @@ fn a_smol_node_and_a_tokio_node_talk_through_a_relay_and_over_webrtc() {
     )
     .expect("smol node");
     let (tk, sk) = (*tokio_node.0.id().key(), *smol_node.0.id().key());
-    // The smol side runs on its own plain thread, the tokio side on the tokio runtime.
+    // The smol side runs on its own plain thread, the tokio side on the tokio runtime. Neither
+    // shuts down before both have talked: a side that left early took the other's
+    // acknowledgement with it (the other's whisper then failed).
+    // (Channels, not a barrier: a side that panics drops its end, and the other goes on.)
+    let (smol_talked, talked) = std::sync::mpsc::channel::<()>();
+    let (go, smol_go) = std::sync::mpsc::channel::<()>();
     let smol_side = std::thread::spawn(move || {
         smol::block_on(talk(
             whispurr_smol::Smol,
@@ -106,6 +116,8 @@ fn a_smol_node_and_a_tokio_node_talk_through_a_relay_and_over_webrtc() {
             tk,
             "smol",
         ));
+        let _ = smol_talked.send(());
+        let _ = smol_go.recv();
         smol::block_on(smol_node.0.shutdown()).expect("shutdown");
     });
     tokio_rt.block_on(async {
@@ -118,6 +130,8 @@ fn a_smol_node_and_a_tokio_node_talk_through_a_relay_and_over_webrtc() {
         )
         .await;
     });
+    let _ = talked.recv();
+    drop(go);
     smol_side.join().expect("the smol side finished");
     tokio_rt.block_on(async {
         tokio_node.0.shutdown().await.expect("shutdown");
